@@ -1,0 +1,25 @@
+# Two images from one file:
+#   api     - the HTTP API (ONNX Runtime + FAISS + FastAPI, no torch)
+#   builder - trains, exports and indexes (adds torch); used once by docker compose
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY core ./core
+COPY catalog ./catalog
+COPY model_export ./model_export
+COPY index_build ./index_build
+COPY service ./service
+COPY evaluation ./evaluation
+COPY cli ./cli
+
+FROM base AS api
+RUN pip install -c constraints.txt -e '.[serve]'
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["cmar", "serve", "--model", "/data/model", "--index", "/data/index", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM base AS builder
+RUN pip install -c constraints.txt -e '.[train]'
+CMD ["cmar", "run", "--workdir", "/data", "--no-serve", "--skip-existing"]

@@ -1,0 +1,1 @@
+"""The catalogue: its Parquet format, validation, and the ways to make one."""

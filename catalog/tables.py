@@ -1,0 +1,107 @@
+"""In-memory catalogue: artists and one aligned table per modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from core.modalities import MODALITY_NAMES
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass
+class VectorTable:
+    """A vector modality aligned with the artists: row i belongs to artist i."""
+
+    present: BoolArray  # (N,) which artists have this modality
+    values: FloatArray  # (N, d) the vectors; rows of absent artists are zero
+
+    @property
+    def dim(self) -> int:
+        """Input dimension of the modality."""
+        return int(self.values.shape[1])
+
+
+@dataclass
+class SetTable:
+    """A set modality (tags) in CSR form, items of each artist sorted by weight, heaviest first."""
+
+    vocab: list[str]  # (V,) item names
+    vocab_vectors: FloatArray  # (V, d) one vector per item
+    indptr: IntArray  # (N + 1,) artist i owns items[indptr[i]:indptr[i+1]]
+    items: IntArray  # (nnz,) indices into vocab
+    weights: FloatArray  # (nnz,)
+
+    @property
+    def present(self) -> BoolArray:
+        """(N,) which artists have at least one item."""
+        return np.diff(self.indptr) > 0
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the item vectors."""
+        return int(self.vocab_vectors.shape[1])
+
+    def top_items(self, rows: npt.ArrayLike, max_items: int) -> tuple[IntArray, BoolArray]:
+        """The heaviest `max_items` items of each artist in `rows`, padded.
+
+        Returns item indices (B, T) and a mask (B, T) with T = max_items; padded slots hold 0.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.indptr[rows]
+        lengths = np.minimum(self.indptr[rows + 1] - starts, max_items)
+        slots = np.arange(max_items)
+        mask = slots[None, :] < lengths[:, None]  # (B, T)
+        positions = np.where(mask, starts[:, None] + slots[None, :], 0)
+        ids = np.where(mask, self.items[positions] if self.items.size else 0, 0)
+        return ids.astype(np.int64), mask
+
+    def mean_vectors(self) -> FloatArray:
+        """(N, d) the weight-averaged item vector of each artist (zero for artists without items)."""
+        n = len(self.indptr) - 1
+        owners = np.repeat(np.arange(n), np.diff(self.indptr))
+        sums = np.zeros((n, self.dim), dtype=np.float64)
+        np.add.at(sums, owners, self.vocab_vectors[self.items] * self.weights[:, None])
+        totals = np.zeros(n)
+        np.add.at(totals, owners, self.weights)
+        return (sums / np.maximum(totals, 1e-12)[:, None]).astype(np.float32)
+
+    def padded_vectors(self, rows: npt.ArrayLike, max_items: int) -> tuple[FloatArray, BoolArray]:
+        """The vectors of each artist's top items (B, T, d) and their mask (B, T)."""
+        ids, mask = self.top_items(rows, max_items)
+        return self.vocab_vectors[ids] * mask[:, :, None], mask
+
+
+Table = VectorTable | SetTable
+
+
+@dataclass
+class Catalog:
+    """Artists and their modalities; every table is aligned with `artist_ids`."""
+
+    artist_ids: npt.NDArray[np.str_]  # (N,)
+    names: npt.NDArray[np.str_]  # (N,)
+    popularity: FloatArray | None  # (N,) or None when unknown
+    modalities: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def n_artists(self) -> int:
+        """Number of artists."""
+        return len(self.artist_ids)
+
+    def present(self) -> BoolArray:
+        """(M, N) availability of every registry modality (False for modalities the catalogue lacks)."""
+        out = np.zeros((len(MODALITY_NAMES), self.n_artists), dtype=bool)
+        for i, name in enumerate(MODALITY_NAMES):
+            if name in self.modalities:
+                out[i] = self.modalities[name].present
+        return out
+
+    def input_dims(self) -> dict[str, int]:
+        """Input dimension of each modality the catalogue holds."""
+        return {name: table.dim for name, table in self.modalities.items()}

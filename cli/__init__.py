@@ -1,0 +1,1 @@
+"""The `cmar` command line and the end-to-end pipeline it runs."""

@@ -1,0 +1,74 @@
+"""The main job: catalogue -> train -> export -> index, each stage's output in its own folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import CmarError
+from core.manifest import IndexManifest, ModelManifest, read_manifest
+
+if TYPE_CHECKING:
+    from model_export.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """Where each stage writes, under one folder."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        """The demo catalogue (when no catalogue is given)."""
+        return self.root / "catalog"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The training checkpoint."""
+        return self.root / "checkpoint"
+
+    @property
+    def model(self) -> Path:
+        """The exported model."""
+        return self.root / "model"
+
+    @property
+    def index(self) -> Path:
+        """The index."""
+        return self.root / "index"
+
+
+def artifacts_ready(work: Workdir, catalog_dir: Path) -> bool:
+    """True if the model and index folders exist, verify, belong together and come from this catalogue."""
+    from catalog.io import catalog_fingerprint
+
+    try:
+        model = read_manifest(work.model, ModelManifest)
+        index = read_manifest(work.index, IndexManifest)
+    except CmarError as exc:
+        log.info("artifacts not ready: %s", exc)
+        return False
+    if index.model.model_version != model.model_version:
+        log.info("artifacts not ready: the index was built with another model")
+        return False
+    if index.build.get("catalog_fingerprint") != catalog_fingerprint(catalog_dir):
+        log.info("artifacts not ready: the index was built from another catalogue")
+        return False
+    return True
+
+
+def build_artifacts(catalog_dir: Path, work: Workdir, config: TrainConfig, progress: bool = True) -> IndexManifest:
+    """Train on a catalogue, export the model and build its index under `work`."""
+    # Imported here: torch is needed only by the stages that train.
+    from index_build.build import build_index
+    from model_export.export import export
+    from model_export.train import train
+
+    train(catalog_dir, work.checkpoint, config, progress=progress)
+    export(work.checkpoint, work.model)
+    return build_index(catalog_dir, work.model, work.index, progress=progress)

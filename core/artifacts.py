@@ -1,0 +1,34 @@
+"""File names inside model and index folders, named once for every writer and reader."""
+
+from __future__ import annotations
+
+
+# Model folder (written by `cmar export`).
+def onnx_file(modality: str) -> str:
+    """The ONNX encoder of a modality."""
+    return f"{modality}.onnx"
+
+
+def vocab_names_file(modality: str) -> str:
+    """The item names (JSON list) of a set modality's vocabulary."""
+    return f"{modality}_vocab.json"
+
+
+def vocab_vectors_file(modality: str) -> str:
+    """The item vectors (.npy, float32, one row per name) of a set modality's vocabulary."""
+    return f"{modality}_vectors.npy"
+
+
+# ONNX input and output names.
+VECTOR_INPUT = "x"
+SET_INPUT = "items"
+SET_MASK = "mask"
+ENCODER_OUTPUT = "embedding"
+
+# Checkpoint folder (written by `cmar train`).
+CHECKPOINT_FILE = "checkpoint.pt"
+TRAIN_FILE = "train.json"
+
+# Index folder (written by `cmar build-index`).
+INDEX_FILE = "index.faiss"
+INDEX_ARTISTS_FILE = "artists.parquet"  # artist_id, name, modalities, in index order

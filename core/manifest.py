@@ -1,0 +1,147 @@
+"""Artifact manifests: what a model or index folder holds, written beside it and verified on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from core.errors import CmarError
+from core.files import sha256_file
+from core.modalities import ModalityKind
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+class FileEntry(BaseModel):
+    """One file of an artifact folder."""
+
+    sha256: str
+    bytes: int
+
+
+class ModalityEntry(BaseModel):
+    """One encoder of a model: its input and its ONNX file."""
+
+    kind: ModalityKind
+    input_dim: int
+    file: str
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    created_at: str = ""
+    embedding_dim: int
+    files: dict[str, FileEntry] = {}
+
+
+class ModelManifest(_Manifest):
+    """A trained model exported to ONNX: one encoder per modality it was trained with."""
+
+    kind: Literal["model"] = "model"
+    model_version: str = ""
+    modalities: dict[str, ModalityEntry]
+    max_tags: int  # the tag encoder attends over at most this many tags per artist
+    training: dict[str, Any] = {}  # the config that rebuilds the model
+    metrics: dict[str, Any] = {}  # training metrics (loss per epoch, parity check)
+
+
+class IndexManifest(_Manifest):
+    """A FAISS index of fused artist vectors and the model manifest it was built with."""
+
+    kind: Literal["index"] = "index"
+    index_version: str = ""
+    model: ModelManifest
+    index_type: str
+    n_artists: int  # artists in the index
+    n_unindexed: int  # catalogue artists with no modality, left out
+    modality_counts: dict[str, int]
+    self_check: dict[str, Any] = {}
+    build: dict[str, Any] = {}
+
+
+M = TypeVar("M", bound=_Manifest)
+
+
+def _fingerprint(files: dict[str, FileEntry]) -> str:
+    """A short version string derived from the content of the files."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}:{files[name].sha256}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def write_manifest(folder: Path, manifest: M) -> M:
+    """Hash every file in `folder` into the manifest, set its version and write it there."""
+    folder = Path(folder)
+    files = {
+        p.name: FileEntry(sha256=sha256_file(p), bytes=p.stat().st_size)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    update: dict[str, Any] = {
+        "files": files,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if isinstance(manifest, ModelManifest):
+        update["model_version"] = f"m-{_fingerprint(files)}"
+    elif isinstance(manifest, IndexManifest):
+        update["index_version"] = f"i-{_fingerprint(files)}"
+    final = manifest.model_copy(update=update)
+    (folder / MANIFEST_FILE).write_text(final.model_dump_json(indent=2))
+    return final
+
+
+def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
+    """Read and check a manifest: schema version, kind, and (if `verify`) every file's sha256.
+
+    Raises CmarError naming what was expected and what was found.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise CmarError(f"{folder}: no such folder")
+    if not path.is_file():
+        raise CmarError(f"{path}: missing; expected the manifest of a cmar {cls.model_fields['kind'].default} folder")
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CmarError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise CmarError(f"{path}: expected a JSON object")
+    found_schema = raw.get("schema_version")
+    if found_schema != SCHEMA_VERSION:
+        raise CmarError(f"{path}: schema version {found_schema!r} is not supported; expected {SCHEMA_VERSION}")
+    expected_kind = cls.model_fields["kind"].default
+    if raw.get("kind") != expected_kind:
+        raise CmarError(f"{path}: expected a manifest of kind {expected_kind!r}, found kind {raw.get('kind')!r}")
+    try:
+        manifest = cls.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CmarError(f"{path}: invalid manifest at {where}: {first['msg']}") from None
+    if verify:
+        verify_files(folder, manifest)
+    return manifest
+
+
+def verify_files(folder: Path, manifest: _Manifest) -> None:
+    """Check that every file the manifest lists is there with the recorded size and sha256."""
+    for name, entry in manifest.files.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise CmarError(f"{path}: missing; the manifest lists it")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise CmarError(f"{path}: expected {entry.bytes} bytes, found {size} (truncated or replaced?)")
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise CmarError(f"{path}: expected sha256 {entry.sha256[:16]}…, found {digest[:16]}…")

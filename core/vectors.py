@@ -1,0 +1,34 @@
+"""Vector maths shared by training-time evaluation, the index build and the service."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+EPS = 1e-12
+
+
+def l2_normalize(x: npt.ArrayLike, axis: int = -1) -> FloatArray:
+    """Scale each vector along `axis` to unit length; zero vectors stay zero."""
+    arr = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=axis, keepdims=True)
+    return (arr / np.maximum(norms, EPS)).astype(np.float32, copy=False)
+
+
+def fuse(vectors: npt.ArrayLike, present: npt.ArrayLike) -> FloatArray:
+    """Fuse per-modality embeddings into one unit vector per artist.
+
+    vectors: (M, N, D) embeddings of M modalities for N artists (rows of absent ones ignored).
+    present: (M, N) booleans, which modalities each artist has.
+    Returns (N, D): the mean of the L2-normalised vectors an artist has, normalised again.
+    An artist with no modality gets the zero vector; callers must not index it.
+    """
+    vecs = np.asarray(vectors, dtype=np.float32)
+    mask = np.asarray(present, dtype=bool)
+    if vecs.ndim != 3 or mask.shape != vecs.shape[:2]:
+        raise ValueError(f"fuse expects vectors (M, N, D) and present (M, N); got {vecs.shape} and {mask.shape}")
+    unit = l2_normalize(vecs) * mask[:, :, None]  # (M, N, D)
+    count = mask.sum(axis=0)[:, None]  # (N, 1)
+    mean = unit.sum(axis=0) / np.maximum(count, 1)
+    return l2_normalize(mean)

@@ -1,0 +1,1 @@
+"""Metrics, baselines and reports that say how well retrieval works."""

@@ -1,0 +1,94 @@
+"""The exported model run by ONNX Runtime: the one encoder used by the index build and the service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from core.artifacts import ENCODER_OUTPUT, vocab_names_file, vocab_vectors_file
+from core.errors import CmarError
+from core.manifest import ModelManifest, read_manifest
+from core.modalities import ModalityKind
+from core.vectors import FloatArray
+
+log = logging.getLogger(__name__)
+
+
+class Vocabulary:
+    """The items of a set modality (tags) and their vectors."""
+
+    def __init__(self, names: list[str], vectors: FloatArray) -> None:
+        if len(names) != len(vectors):
+            raise CmarError(f"vocabulary has {len(names)} names but {len(vectors)} vectors")
+        self.names = names
+        self.vectors = vectors
+        self.index = {name: i for i, name in enumerate(names)}
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the item vectors."""
+        return int(self.vectors.shape[1])
+
+
+class OnnxModel:
+    """A verified model folder: one ONNX Runtime session per modality, plus the set vocabularies."""
+
+    def __init__(self, folder: Path, verify: bool = True, threads: int = 0) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder, ModelManifest, verify=verify)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0 = ONNX Runtime's default (all cores)
+        self.sessions: dict[str, ort.InferenceSession] = {}
+        self.vocabularies: dict[str, Vocabulary] = {}
+        for name, entry in self.manifest.modalities.items():
+            try:
+                self.sessions[name] = ort.InferenceSession(
+                    str(self.folder / entry.file), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # ONNX Runtime raises its own, unexported exception types
+                raise CmarError(f"{self.folder / entry.file}: ONNX Runtime cannot load it ({exc})") from None
+            if entry.kind is ModalityKind.SET:
+                names = json.loads((self.folder / vocab_names_file(name)).read_text())
+                vectors = np.load(self.folder / vocab_vectors_file(name), allow_pickle=False).astype(np.float32)
+                self.vocabularies[name] = Vocabulary(names, vectors)
+                if self.vocabularies[name].dim != entry.input_dim:
+                    raise CmarError(
+                        f"{self.folder}: {name} vocabulary vectors have {self.vocabularies[name].dim} values, "
+                        f"the encoder expects {entry.input_dim}"
+                    )
+
+    @property
+    def version(self) -> str:
+        """The model version from the manifest."""
+        return self.manifest.model_version
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the shared space."""
+        return self.manifest.embedding_dim
+
+    def kind(self, name: str) -> ModalityKind:
+        """Kind of one of the model's modalities."""
+        return self.manifest.modalities[name].kind
+
+    def input_dim(self, name: str) -> int:
+        """Input dimension of one of the model's modalities."""
+        return self.manifest.modalities[name].input_dim
+
+    def encode_vectors(self, name: str, x: FloatArray) -> FloatArray:
+        """(B, d) inputs of a vector modality -> (B, D) unit vectors."""
+        feeds = {self.sessions[name].get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
+        return np.asarray(self.sessions[name].run([ENCODER_OUTPUT], feeds)[0])
+
+    def encode_set(self, name: str, items: FloatArray, mask: np.ndarray) -> FloatArray:
+        """(B, T, d) item vectors and (B, T) mask of a set modality -> (B, D) unit vectors."""
+        inputs = self.sessions[name].get_inputs()
+        feeds = {
+            inputs[0].name: np.ascontiguousarray(items, dtype=np.float32),
+            inputs[1].name: np.ascontiguousarray(mask, dtype=bool),
+        }
+        return np.asarray(self.sessions[name].run([ENCODER_OUTPUT], feeds)[0])

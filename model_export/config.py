@@ -1,0 +1,64 @@
+"""Training hyperparameters in one dataclass, saved with every checkpoint and model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.errors import CmarError
+from core.modalities import EMBEDDING_DIM, MODALITIES, ModalityKind
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; defaults follow the paper unless noted."""
+
+    embedding_dim: int = EMBEDDING_DIM  # the shared space
+    temperature: float = 0.1  # InfoNCE temperature
+    lr: float = 1e-4  # Adam learning rate
+    batch_size: int = 128  # artists per batch (the paper uses 2048 for large data)
+    epochs: int = 60  # upper bound on epochs
+    patience: int = 10  # stop after this many epochs without a better validation loss (0 = never)
+    val_fraction: float = 0.1  # share of training artists held out for the validation loss
+    min_modalities: int = 2  # train on artists with at least this many modalities (the paper: all 3)
+    seed: int = 0  # seeds torch and the batch order
+    max_tags: int = 16  # the tag encoder attends over an artist's heaviest tags, at most this many
+    hidden: dict[str, tuple[int, ...]] = field(  # vector encoders' hidden layers (paper: CF 256, audio 512-256)
+        default_factory=lambda: {m.name: m.hidden for m in MODALITIES if m.kind is ModalityKind.VECTOR}
+    )
+    tag_width: int = 256  # tag encoder: self-attention width
+    tag_heads: int = 4  # tag encoder: attention heads
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into the manifest
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.temperature <= 0:
+            problems.append("temperature must be > 0")
+        if self.batch_size < 2:
+            problems.append("batch_size must be >= 2 (InfoNCE needs negatives)")
+        if self.epochs < 1:
+            problems.append("epochs must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            problems.append("val_fraction must be in [0, 1)")
+        if self.min_modalities not in (2, 3):
+            problems.append("min_modalities must be 2 or 3")
+        if self.tag_width % self.tag_heads:
+            problems.append("tag_width must be divisible by tag_heads")
+        if problems:
+            raise CmarError("invalid training config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config saved by `to_dict`, refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CmarError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if "hidden" in values:
+            values["hidden"] = {name: tuple(h) for name, h in values["hidden"].items()}
+        return cls(**values)

@@ -1,0 +1,72 @@
+"""Turn catalogue tables into encoder inputs and encode batches of artists."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from catalog.tables import Catalog, SetTable, VectorTable
+from model_export.encoders import CrossModalModel
+
+
+class ModalityInputs:
+    """The encoder inputs of every artist, gathered by row on demand."""
+
+    def __init__(self, catalog: Catalog, max_tags: int) -> None:
+        self.present: dict[str, np.ndarray] = {}
+        self._vectors: dict[str, torch.Tensor] = {}
+        self._sets: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        everyone = np.arange(catalog.n_artists)
+        for name, table in catalog.modalities.items():
+            self.present[name] = table.present
+            if isinstance(table, VectorTable):
+                self._vectors[name] = torch.from_numpy(table.values)
+            elif isinstance(table, SetTable):
+                ids, mask = table.top_items(everyone, max_tags)
+                vocab = torch.from_numpy(table.vocab_vectors)
+                self._sets[name] = (vocab, torch.from_numpy(ids), torch.from_numpy(mask))
+
+    def names(self) -> list[str]:
+        """Modalities in catalogue order."""
+        return list(self.present)
+
+    def gather(self, name: str, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Encoder inputs of `rows` for one modality: (x,) or (items, mask)."""
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        if name in self._vectors:
+            return (self._vectors[name][index],)
+        vocab, ids, mask = self._sets[name]
+        return vocab[ids[index]], mask[index]
+
+    def fit_standardisation(self, model: CrossModalModel) -> None:
+        """Set each encoder's input mean and std from the artists (or vocabulary items) that have it."""
+        for name, encoder in model.items():
+            if name in self._vectors:
+                values = self._vectors[name][torch.from_numpy(self.present[name])]
+            else:
+                values = self._sets[name][0]
+            if len(values) == 0:
+                continue
+            encoder.mean.copy_(values.mean(dim=0))
+            encoder.std.copy_(values.std(dim=0).clamp_min(1e-6) if len(values) > 1 else torch.ones_like(values[0]))
+
+
+def encode_rows(
+    model: CrossModalModel, inputs: ModalityInputs, rows: np.ndarray
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Encode the modalities each artist in `rows` has.
+
+    Returns name -> (B, D) embeddings (zero rows where absent) and name -> (B,) presence.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    embeddings: dict[str, torch.Tensor] = {}
+    present: dict[str, torch.Tensor] = {}
+    for name, encoder in model.items():
+        has = inputs.present[name][rows]
+        present[name] = torch.from_numpy(has)
+        out = torch.zeros(len(rows), encoder.out_dim)
+        where = np.flatnonzero(has)
+        if where.size:
+            out = out.index_copy(0, torch.from_numpy(where), encoder(*inputs.gather(name, rows[where])))
+        embeddings[name] = out
+    return embeddings, present

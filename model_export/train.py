@@ -1,0 +1,198 @@
+"""Train the cross-modal encoders with the summed pairwise InfoNCE and save a checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from catalog.io import read_catalog
+from catalog.tables import Catalog, SetTable
+from core.artifacts import CHECKPOINT_FILE, TRAIN_FILE, vocab_names_file, vocab_vectors_file
+from core.errors import CmarError
+from core.files import atomic_folder
+from core.vectors import fuse, l2_normalize
+from model_export.config import TrainConfig
+from model_export.encoders import CrossModalModel
+from model_export.inputs import ModalityInputs, encode_rows
+from model_export.loss import multimodal_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    model: CrossModalModel
+    config: TrainConfig
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    n_train: int = 0
+    n_val: int = 0
+    seconds: float = 0.0
+
+
+def split_rows(catalog: Catalog, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation artists: those with at least `min_modalities` modalities, split at random."""
+    counts = np.stack([t.present for t in catalog.modalities.values()]).sum(axis=0)
+    eligible = np.flatnonzero(counts >= config.min_modalities)
+    if eligible.size < 4:
+        raise CmarError(
+            f"only {eligible.size} artist(s) have at least {config.min_modalities} modalities; "
+            "contrastive training needs pairs of modalities of the same artist"
+        )
+    rng = np.random.default_rng(config.seed)
+    eligible = rng.permutation(eligible)
+    n_val = round(config.val_fraction * eligible.size)
+    return np.sort(eligible[n_val:]), np.sort(eligible[:n_val])
+
+
+def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train one encoder per catalogue modality; keep the weights of the best validation epoch."""
+    if len(catalog.modalities) < 2:
+        raise CmarError(f"training needs at least two modalities; the catalogue has {', '.join(catalog.modalities)}")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train_rows, val_rows = split_rows(catalog, config)
+    model = CrossModalModel(catalog.input_dims(), config)
+    inputs = ModalityInputs(catalog, config.max_tags)
+    inputs.fit_standardisation(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    log.info(
+        "training on %d artists (%d held out for validation), modalities %s",
+        train_rows.size,
+        val_rows.size,
+        ", ".join(inputs.names()),
+    )
+
+    result = TrainResult(model=model, config=config, n_train=int(train_rows.size), n_val=int(val_rows.size))
+    best_loss, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
+    start = time.perf_counter()
+    epochs = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    for epoch in epochs:
+        model.train()
+        order = rng.permutation(train_rows)
+        losses = []
+        for begin in range(0, order.size, config.batch_size):
+            rows = order[begin : begin + config.batch_size]
+            if rows.size < 2:
+                continue
+            embeddings, present = encode_rows(model, inputs, rows)
+            loss, _ = multimodal_loss(embeddings, present, config.temperature)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan")}
+        record.update(validate(model, inputs, val_rows, config))
+        result.history.append(record)
+        log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record.get('val_loss', float('nan')):.3f}")
+        # Without validation artists, the training loss is the only signal.
+        signal = record.get("val_loss", record["train_loss"])
+        if signal < best_loss - 1e-4:
+            best_loss, best_state, stale, result.best_epoch = signal, copy.deepcopy(model.state_dict()), 0, epoch
+        else:
+            stale += 1
+            if config.patience and stale >= config.patience:
+                log.info("early stop at epoch %d: no better validation loss for %d epochs", epoch, stale)
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    log.info("best epoch %d of %d, %.1f s", result.best_epoch, len(result.history), result.seconds)
+    return result
+
+
+@torch.no_grad()
+def validate(model: CrossModalModel, inputs: ModalityInputs, rows: np.ndarray, config: TrainConfig) -> dict[str, float]:
+    """Label-free validation: the loss, and how often an artist's other modalities find its held-out one.
+
+    For each modality m, each validation artist with m and another modality queries with the
+    fuse of its other modalities; a hit is its own m-embedding among the top 10 of all
+    validation artists' m-embeddings (recall@10, averaged over modalities).
+    """
+    if rows.size < 2:
+        return {}
+    model.eval()
+    losses, recalls = [], []
+    for begin in range(0, rows.size, config.batch_size):
+        batch = rows[begin : begin + config.batch_size]
+        if batch.size >= 2:
+            embeddings, present = encode_rows(model, inputs, batch)
+            losses.append(float(multimodal_loss(embeddings, present, config.temperature)[0]))
+    embeddings, present = encode_rows(model, inputs, rows)
+    names = list(embeddings)
+    stack = np.stack([embeddings[n].numpy() for n in names])  # (M, N, D)
+    mask = np.stack([present[n].numpy() for n in names])  # (M, N)
+    for i in range(len(names)):
+        others = mask.copy()
+        others[i] = False
+        queries = np.flatnonzero(mask[i] & others.any(axis=0))
+        if queries.size < 2:
+            continue
+        fused = fuse(stack[:, queries], others[:, queries])  # (Q, D)
+        candidates = np.flatnonzero(mask[i])
+        scores = fused @ l2_normalize(stack[i, candidates]).T  # (Q, C)
+        own = np.searchsorted(candidates, queries)
+        rank = (scores > scores[np.arange(queries.size), own][:, None]).sum(axis=1)
+        recalls.append(float((rank < 10).mean()))
+    out = {"val_loss": float(np.mean(losses))} if losses else {}
+    if recalls:
+        out["val_recall_at_10"] = float(np.mean(recalls))
+    return out
+
+
+def save_checkpoint(folder: Path, result: TrainResult, catalog: Catalog) -> None:
+    """Write the weights, the config and input dimensions, the history and the set vocabularies."""
+    with atomic_folder(Path(folder)) as tmp:
+        torch.save(result.model.state_dict(), tmp / CHECKPOINT_FILE)
+        info = {
+            "config": result.config.to_dict(),
+            "input_dims": result.model.input_dims,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "n_train": result.n_train,
+            "n_val": result.n_val,
+            "seconds": result.seconds,
+        }
+        (tmp / TRAIN_FILE).write_text(json.dumps(info, indent=2))
+        for name, table in catalog.modalities.items():
+            if isinstance(table, SetTable):
+                (tmp / vocab_names_file(name)).write_text(json.dumps(table.vocab))
+                np.save(tmp / vocab_vectors_file(name), table.vocab_vectors, allow_pickle=False)
+
+
+def load_checkpoint(folder: Path) -> tuple[CrossModalModel, dict[str, Any]]:
+    """Rebuild a trained model from a checkpoint folder written by `save_checkpoint`."""
+    folder = Path(folder)
+    info_path = folder / TRAIN_FILE
+    if not info_path.is_file() or not (folder / CHECKPOINT_FILE).is_file():
+        raise CmarError(f"{folder}: not a checkpoint folder; expected {CHECKPOINT_FILE} and {TRAIN_FILE} (cmar train)")
+    try:
+        info = json.loads(info_path.read_text())
+        config = TrainConfig.from_dict(info["config"])
+        model = CrossModalModel(info["input_dims"], config)
+        model.load_state_dict(torch.load(folder / CHECKPOINT_FILE, weights_only=True))
+    except (KeyError, json.JSONDecodeError, RuntimeError) as exc:
+        raise CmarError(f"{folder}: checkpoint does not load ({exc})") from None
+    model.eval()
+    return model, info
+
+
+def train(catalog_dir: Path, out_dir: Path, config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Read a catalogue, train, and write the checkpoint folder."""
+    catalog = read_catalog(catalog_dir)
+    result = train_model(catalog, config, progress=progress)
+    save_checkpoint(out_dir, result, catalog)
+    log.info("checkpoint written to %s", out_dir)
+    return result

@@ -1,0 +1,1 @@
+"""The HTTP API over a model folder and an index folder."""

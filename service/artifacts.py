@@ -1,0 +1,68 @@
+"""The artifacts the service answers from: a model and an index built with it, and the queries on them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.modalities import ModalityKind
+from core.vectors import FloatArray, fuse
+from index_build.encoder import OnnxModel
+from index_build.index import LoadedIndex, load_index, vectors_of
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: an index row and its cosine similarity to the query."""
+
+    row: int
+    score: float
+
+
+class Artifacts:
+    """A verified model and index pair."""
+
+    def __init__(self, model: OnnxModel, index: LoadedIndex) -> None:
+        self.model = model
+        self.index = index
+
+    @classmethod
+    def load(cls, settings: Settings) -> Artifacts:
+        """Load and verify both folders; raise CmarError naming what did not match."""
+        model = OnnxModel(settings.model_dir, verify=settings.verify_hashes, threads=settings.onnx_threads)
+        index = load_index(settings.index_dir, model=model.manifest, verify=settings.verify_hashes)
+        log.info("serving model %s with index %s (%d artists)", model.version, index.version, len(index))
+        return cls(model, index)
+
+    def search(self, query: FloatArray, k: int, exclude: int | None = None) -> list[Hit]:
+        """The k nearest artists to a unit vector, leaving out index row `exclude`."""
+        n = len(self.index)
+        want = min(k + (exclude is not None), n)
+        scores, rows = self.index.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), want)
+        hits = [Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and r != exclude]
+        return hits[:k]
+
+    def similar_to(self, row: int, k: int) -> list[Hit]:
+        """The k nearest artists to an indexed artist, the artist itself excluded."""
+        return self.search(vectors_of(self.index, np.array([row]))[0], k, exclude=row)
+
+    def encode_query(self, vectors: dict[str, FloatArray], sets: dict[str, FloatArray]) -> FloatArray:
+        """Encode and fuse a cold-start query.
+
+        vectors: modality -> (d,) input vector. sets: modality -> (T, d) item vectors.
+        Returns the fused (D,) unit vector.
+        """
+        names = [*vectors, *sets]
+        stack = np.zeros((len(names), 1, self.model.dim), dtype=np.float32)  # (M, 1, D)
+        for m, name in enumerate(names):
+            if self.model.kind(name) is ModalityKind.VECTOR:
+                stack[m] = self.model.encode_vectors(name, vectors[name][None, :])
+            else:
+                items = sets[name][: self.model.manifest.max_tags]
+                stack[m] = self.model.encode_set(name, items[None], np.ones((1, len(items)), dtype=bool))
+        return fuse(stack, np.ones((len(names), 1), dtype=bool))[0]

@@ -1,0 +1,105 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
+
+from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
+from service.settings import MAX_K
+
+Vector = list[FiniteFloat]
+SetItems = list[str] | list[Vector]
+
+
+class _QueryBase(BaseModel):
+    """Checks shared by every cold-start query, whatever modalities the registry declares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(
+                    f"unknown modality {unknown[0]!r}; expected any of {', '.join(MODALITY_NAMES)} (and k)"
+                )
+            if not any(data.get(name) is not None for name in MODALITY_NAMES):
+                raise ValueError(f"give at least one modality: {', '.join(MODALITY_NAMES)}")
+        return data
+
+    def given(self) -> dict[str, Any]:
+        """The modalities this query gives, in registry order."""
+        return {name: getattr(self, name) for name in MODALITY_NAMES if getattr(self, name) is not None}
+
+
+def _modality_field(kind: ModalityKind, description: str) -> Any:
+    if kind is ModalityKind.VECTOR:
+        return (Vector | None, Field(None, min_length=1, description=f"{description}: one vector"))
+    return (
+        SetItems | None,
+        Field(None, min_length=1, description=f"{description}: names in the model's vocabulary, or vectors"),
+    )
+
+
+SimilarQuery = create_model(  # one optional field per registry modality
+    "SimilarQuery",
+    __base__=_QueryBase,
+    __doc__="A cold-start query: any non-empty subset of modalities, and k.",
+    **{m.name: _modality_field(m.kind, m.description) for m in MODALITIES},
+)
+
+
+class Neighbour(BaseModel):
+    """One similar artist."""
+
+    artist_id: str
+    name: str
+    score: float = Field(description="cosine similarity to the query, -1 to 1")
+    modalities: list[str] = Field(description="the modalities this artist is indexed with")
+
+
+class SimilarResponse(BaseModel):
+    """The nearest artists to an indexed artist."""
+
+    artist_id: str
+    k: int
+    results: list[Neighbour]
+
+
+class ColdStartResponse(BaseModel):
+    """The nearest artists to a cold-start query."""
+
+    modalities: list[str] = Field(description="the modalities the query was encoded from")
+    unknown_tags: list[str] = Field(default_factory=list, description="tag names not in the vocabulary, ignored")
+    k: int
+    results: list[Neighbour]
+
+
+class Artist(BaseModel):
+    """An indexed artist."""
+
+    artist_id: str
+    name: str
+    modalities: list[str]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+class Readiness(BaseModel):
+    """Readiness and what is being served."""
+
+    status: str
+    model_version: str
+    index_version: str
+    n_artists: int
+    modalities: list[str]

@@ -1,0 +1,43 @@
+"""Service settings, read from the environment (CMAR_*) and validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import CmarError
+
+MAX_K = 1000  # the API contract: k is between 1 and 1000
+
+
+class Settings(BaseSettings):
+    """Where the artifacts are and how the API behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="CMAR_", protected_namespaces=("settings_",))
+
+    model_dir: Path = Field(Path("cmar-data/model"), description="model folder (cmar export)")
+    index_dir: Path = Field(Path("cmar-data/index"), description="index folder (cmar build-index)")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on (0 = any free port)")
+    verify_hashes: bool = Field(True, description="check every artifact file's sha256 at start-up")
+    onnx_threads: int = Field(1, ge=0, description="ONNX Runtime threads per query (0 = all cores)")
+    log_level: str = Field("info", description="debug, info, warning or error")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `overrides`; a CmarError naming the bad setting otherwise."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        raise CmarError(f"invalid setting {name} (CMAR_{name.upper()}): {first['msg']}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached; tests override this dependency)."""
+    return load_settings()

@@ -1,0 +1,86 @@
+"""The command line: one-line errors with non-zero exits, --help everywhere, stages that chain."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalog.synthetic import SyntheticCatalog
+from cli.main import build_parser, main
+from tests.conftest import Built
+
+SUBCOMMANDS = [
+    ["run"],
+    ["catalog", "synthetic"],
+    ["catalog", "validate"],
+    ["train"],
+    ["export"],
+    ["build-index"],
+    ["serve"],
+    ["evaluate", "synthetic"],
+]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS)
+def test_help_on_every_subcommand(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*words, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: cmar" in capsys.readouterr().out
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert proc.returncode == code
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("cmar")]
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    _one_line_error(_run("train", str(tmp_path / "nope"), "--out", str(tmp_path / "ck")), 1, "no such catalogue folder")
+
+
+def test_wrong_format(tmp_path: Path) -> None:
+    (tmp_path / "artists.parquet").write_text("artist_id,name\na,A\n")
+    _one_line_error(_run("catalog", "validate", str(tmp_path)), 1, "not a readable Parquet file")
+
+
+def test_usage_error(tmp_path: Path) -> None:
+    _one_line_error(_run("train", str(tmp_path)), 2, "the following arguments are required: --out")
+    _one_line_error(_run("train", str(tmp_path), "--out", "x", "--epochs", "many"), 2, "invalid int value")
+
+
+def test_bad_training_value(tiny_catalog: tuple[Path, SyntheticCatalog], tmp_path: Path) -> None:
+    proc = _run("train", str(tiny_catalog[0]), "--out", str(tmp_path / "ck"), "--temperature", "-1")
+    _one_line_error(proc, 1, "temperature must be > 0")
+
+
+def test_artifacts_from_another_model_version(built: Built, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(built.model, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["model_version"] = "m-ffffffffffffffff"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    proc = _run("serve", "--model", str(model), "--index", str(built.index), "--port", "0")
+    _one_line_error(proc, 1, "index was built with model")
+    _one_line_error(_run("export", str(built.model), "--out", str(tmp_path / "m2")), 1, "not a checkpoint folder")
+
+
+def test_catalog_synthetic_then_validate(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["catalog", "synthetic", str(tmp_path / "c"), "--n-artists", "100", "--n-styles", "4"]) == 0
+    assert main(["catalog", "validate", str(tmp_path / "c")]) == 0
+    assert "100 artists" in caplog.text
+
+
+def test_parser_knows_every_documented_command() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["run", "--workdir", "w", "--no-serve", "--skip-existing", "--epochs", "2"])
+    assert args.no_serve and args.skip_existing and args.epochs == 2

@@ -1,0 +1,56 @@
+"""Metrics on hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from evaluation.metrics import bootstrap_ci, gini, gini_at_k, ndcg_at_k
+from evaluation.retrieval import GroupTruth, score, top_k
+
+
+def test_ndcg_of_a_known_ranking() -> None:
+    # Relevant at ranks 1 and 3, 2 relevant in all: DCG = 1 + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3).
+    value = ndcg_at_k([[True, False, True, False]], [2], k=4)[0]
+    assert value == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+
+
+def test_ndcg_perfect_empty_and_truncated_ideal() -> None:
+    assert ndcg_at_k([[True, True, False]], [2], k=3)[0] == pytest.approx(1.0)
+    assert ndcg_at_k([[False, False, False]], [2], k=3)[0] == 0.0
+    assert ndcg_at_k([[False, False]], [0], k=2)[0] == 0.0  # no relevant candidate: 0, not NaN
+    # 500 relevant, k = 2: ideal is min(500, 2) hits, so two hits is perfect.
+    assert ndcg_at_k([[True, True]], [500], k=2)[0] == pytest.approx(1.0)
+
+
+def test_gini_uniform_concentrated_and_known() -> None:
+    assert gini([5, 5, 5, 5]) == pytest.approx(0.0)
+    assert gini([0, 0, 0, 10]) == pytest.approx(0.75)  # (n - 1) / n for n = 4
+    assert gini([1, 2, 3]) == pytest.approx(2 / 9)
+    assert gini([0, 0]) == 0.0
+
+
+def test_gini_at_k_counts_never_retrieved_universe_artists() -> None:
+    retrieved = np.array([[0, 1], [1, 0]])
+    assert gini_at_k(retrieved, universe=np.array([0, 1])) == pytest.approx(0.0)
+    assert gini_at_k(retrieved, universe=np.array([0, 1, 2, 3])) == pytest.approx(0.5)
+
+
+def test_bootstrap_ci_brackets_the_mean() -> None:
+    values = np.random.default_rng(0).random(500)
+    lo, hi = bootstrap_ci(values)
+    assert lo < values.mean() < hi and hi - lo < 0.1
+
+
+def test_group_truth_and_scoring_exclude_the_query() -> None:
+    labels = np.array([0, 0, 0, 1, 1])
+    truth = GroupTruth(labels)
+    queries = np.array([0, 3])
+    candidates = np.arange(5)
+    np.testing.assert_array_equal(truth.n_relevant(queries, candidates), [2, 1])
+    vectors = np.array([[1, 0], [0.9, 0.1], [0.8, 0.2], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    retrieved = top_k(vectors[queries], vectors, candidates, queries, k=2)
+    np.testing.assert_array_equal(retrieved, [[1, 2], [4, 2]])
+    result = score(truth, queries, retrieved, candidates, n_total_queries=4, universe=candidates, k=2)
+    assert result["ndcg"] == pytest.approx(2 / 4)  # two perfect queries, two unanswerable ones count 0
+    assert result["n_answered"] == 2 and result["n_queries"] == 4

@@ -1,0 +1,92 @@
+"""The index job: fused vectors, FAISS against brute force, self-check, refusals."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from catalog.io import read_catalog
+from core.errors import CmarError
+from core.manifest import IndexManifest, ModelManifest, read_manifest
+from core.vectors import fuse
+from index_build.build import UNINDEXED_FILE, build_index
+from index_build.index import load_index, vectors_of
+from model_export.inputs import ModalityInputs, encode_rows
+from model_export.train import load_checkpoint
+from tests.conftest import Built
+
+
+def test_every_artist_with_a_modality_is_indexed_with_the_fused_vector(built: Built) -> None:
+    catalog = read_catalog(built.catalog)
+    loaded = load_index(built.index)
+    present = catalog.present()
+    has_any = present.any(axis=0)
+    assert loaded.artist_ids == catalog.artist_ids[has_any].tolist()
+    unindexed = json.loads((built.index / UNINDEXED_FILE).read_text())
+    assert unindexed == catalog.artist_ids[~has_any].tolist() and len(unindexed) > 0
+    assert loaded.manifest.n_unindexed == len(unindexed)
+
+    # The same fuse over the PyTorch encoders' outputs gives the stored vectors.
+    model, info = load_checkpoint(built.checkpoint)
+    rows = np.flatnonzero(has_any)
+    with torch.no_grad():
+        emb, pres = encode_rows(model, ModalityInputs(catalog, info["config"]["max_tags"]), rows)
+    expected = fuse(np.stack([emb[n].numpy() for n in emb]), np.stack([pres[n].numpy() for n in pres]))
+    np.testing.assert_allclose(vectors_of(loaded, np.arange(len(loaded))), expected, atol=1e-5)
+    assert loaded.modalities[0] == [
+        n for n in ("audio", "cf", "tag") if present[("audio", "cf", "tag").index(n), rows[0]]
+    ]
+
+
+def test_faiss_results_equal_brute_force(built: Built) -> None:
+    loaded = load_index(built.index)
+    vectors = vectors_of(loaded, np.arange(len(loaded)))
+    queries = vectors[:50]
+    scores, ids = loaded.index.search(queries, 20)
+    brute = queries @ vectors.T  # (50, N)
+    expected_scores = -np.sort(-brute, axis=1)[:, :20]
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+    # Where scores are not tied, the ids agree too.
+    np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), scores, atol=1e-5)
+
+
+def test_manifest_records_the_self_check_and_the_model(built: Built) -> None:
+    manifest = read_manifest(built.index, IndexManifest)
+    assert manifest.self_check == {"checked": manifest.n_artists, "first_is_self": manifest.n_artists, "ok": True}
+    model = read_manifest(built.model, ModelManifest)
+    assert manifest.model.model_version == model.model_version
+
+
+def test_index_from_another_model_version_is_refused(built: Built, tmp_path: Path) -> None:
+    other = read_manifest(built.model, ModelManifest)
+    other = other.model_copy(update={"model_version": "m-0000000000000000"})
+    expected = r"index was built with model m-.*but the model folder holds m-0000000000000000"
+    with pytest.raises(CmarError, match=expected):
+        load_index(built.index, model=other)
+
+
+def test_truncated_index_file_is_refused(built: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(built.index, copy)
+    data = (copy / "index.faiss").read_bytes()
+    (copy / "index.faiss").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CmarError, match=r"index.faiss: expected \d+ bytes, found \d+"):
+        load_index(copy)
+    with pytest.raises(CmarError, match="FAISS cannot read it"):
+        load_index(copy, verify=False)
+
+
+def test_catalogue_with_other_input_dimension_is_refused(built: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "catalog"
+    shutil.copytree(built.catalog, copy)
+    table = pq.read_table(copy / "audio.parquet")
+    short = [v[:-1] for v in table.column("vector").to_pylist()]
+    pq.write_table(pa.table({"artist_id": table.column("artist_id"), "vector": short}), copy / "audio.parquet")
+    with pytest.raises(CmarError, match=r"audio: the catalogue's vectors have 63 values, model m-\w+ expects 64"):
+        build_index(copy, built.model, tmp_path / "index", progress=False)
+    assert not (tmp_path / "index").exists()
