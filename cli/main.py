@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from core.errors import CmarError
 
 log = logging.getLogger("cmar")
@@ -267,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        func(args)
+        with logging_redirect_tqdm():  # log lines go above progress bars instead of through them
+            func(args)
     except CmarError as exc:
         sys.stderr.write(f"cmar: error: {exc}\n")
         return 1

@@ -1,0 +1,23 @@
+"""`cmar run --skip-existing` reuses artifacts only when they verify and match the catalogue."""
+
+import shutil
+from pathlib import Path
+
+from catalog.synthetic import SyntheticSpec, write_synthetic
+from cli.pipeline import Workdir, artifacts_ready
+from tests.conftest import Built
+
+
+def test_artifacts_ready_only_for_the_same_catalogue_and_intact_files(built: Built, tmp_path: Path) -> None:
+    work = Workdir(tmp_path / "work")
+    shutil.copytree(built.model, work.model)
+    shutil.copytree(built.index, work.index)
+    assert artifacts_ready(work, built.catalog)
+
+    other = tmp_path / "other"
+    write_synthetic(other, SyntheticSpec(n_artists=50, n_styles=2, seed=1))
+    assert not artifacts_ready(work, other)
+
+    (work.index / "index.faiss").write_bytes(b"broken")
+    assert not artifacts_ready(work, built.catalog)
+    assert not artifacts_ready(Workdir(tmp_path / "empty"), built.catalog)
