@@ -127,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated catalogue")
     _train_options(p)
     p.set_defaults(func=cmd_evaluate_synthetic)
+    p = ev_sub.add_parser("olga", help="the paper's experiments on an OLGA folder (format of shared/data/olga)")
+    p.add_argument("data_dir", type=Path, help="folder with artists.csv, similar.csv, lastfm_*.csv, ...")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--queries", type=Path, help="CSV with an mbid column: only these artists query (all stay indexed)")
+    p.add_argument(
+        "--no-full-coverage-run",
+        action="store_true",
+        help="skip the second training on full-coverage artists (claim d)",
+    )
+    _train_options(p)
+    p.set_defaults(func=cmd_evaluate_olga)
     return parser
 
 
@@ -250,6 +261,23 @@ def cmd_evaluate_synthetic(args: argparse.Namespace) -> None:
         progress=_progress(),
     )
     log.info("summary:\n%s", (args.out / "summary.md").read_text())
+
+
+def cmd_evaluate_olga(args: argparse.Namespace) -> None:
+    """Evaluate on an OLGA folder."""
+    from evaluation.olga import run
+
+    if not args.data_dir.is_dir():
+        raise CmarError(f"{args.data_dir}: no such folder")
+    run(
+        args.data_dir,
+        args.out,
+        _train_config(args),
+        queries_file=args.queries,
+        compare_full_coverage=not args.no_full_coverage_run,
+        progress=_progress(),
+    )
+    log.info("report: %s", args.out / "report.md")
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:

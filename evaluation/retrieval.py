@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import faiss
 import numpy as np
+import scipy.sparse as sp
 
 from core.vectors import l2_normalize
 from evaluation.metrics import bootstrap_ci, gini_at_k, ndcg_at_k
@@ -40,6 +41,28 @@ class GroupTruth:
         return counts[self.labels[queries]] - in_candidates
 
 
+class EdgeTruth:
+    """Artists are relevant to each other when an undirected ground-truth edge joins them."""
+
+    def __init__(self, edges: np.ndarray, n: int) -> None:
+        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        both = np.concatenate([edges, edges[:, ::-1]])
+        self.adjacency = sp.csr_matrix((np.ones(len(both), dtype=np.int8), (both[:, 0], both[:, 1])), shape=(n, n))
+        self.adjacency.sum_duplicates()
+        self.adjacency.data[:] = 1
+
+    def relevant(self, queries: np.ndarray, retrieved: np.ndarray) -> np.ndarray:
+        rows = np.repeat(queries, retrieved.shape[1])
+        cols = np.maximum(retrieved.ravel(), 0)
+        hits = np.asarray(self.adjacency[rows, cols]).ravel().reshape(retrieved.shape) > 0
+        return hits & (retrieved >= 0)
+
+    def n_relevant(self, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        mask = np.zeros(self.adjacency.shape[0], dtype=np.int64)
+        mask[candidates] = 1
+        return np.asarray(self.adjacency[queries] @ mask).ravel()
+
+
 def top_k(
     query_vectors: np.ndarray, candidate_vectors: np.ndarray, candidates: np.ndarray, queries: np.ndarray, k: int
 ) -> np.ndarray:
@@ -54,6 +77,33 @@ def top_k(
         kept = found[(found != q) & (found >= 0)][:k]
         out[i, : kept.size] = kept
     return out
+
+
+def evaluate_method(
+    truth: GroundTruth, queries: np.ndarray, vectors: np.ndarray, can: np.ndarray, pool: np.ndarray, k: int = 200
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Score one method that can represent the artists where `can` is true.
+
+    It queries with the `queries` it can represent and retrieves among the `pool` artists it can
+    represent. Returns the summary (nDCG over all queries, unanswerable ones counting 0) and the
+    per-query nDCG (len(queries),).
+    """
+    candidates = pool[can[pool]]
+    answerable = can[queries]
+    asked = queries[answerable]
+    retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k)
+    per_query = np.zeros(len(queries))
+    per_query[answerable] = ndcg_at_k(truth.relevant(asked, retrieved), truth.n_relevant(asked, candidates), k)
+    lo, hi = bootstrap_ci(per_query)
+    result = {
+        "ndcg": float(per_query.mean()) if len(queries) else 0.0,
+        "ndcg_ci": [lo, hi],
+        "gini": gini_at_k(retrieved, pool),
+        "n_queries": len(queries),
+        "n_answered": int(asked.size),
+        "n_indexed": int(candidates.size),
+    }
+    return result, per_query
 
 
 def score(

@@ -1,0 +1,200 @@
+"""The paper's experiments on an OLGA folder, end to end with the product's own code."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from catalog.featurize import FeaturizeConfig
+from catalog.io import write_catalog
+from catalog.olga import OlgaData, read_olga
+from catalog.tables import VectorTable
+from cli.pipeline import Workdir, build_artifacts
+from core.errors import CmarError
+from core.vectors import fuse
+from evaluation.baselines import concatenated, fit_projection
+from evaluation.groups import Method, modality_groups, subsets
+from evaluation.retrieval import EdgeTruth, evaluate_method
+from index_build.build import encode_catalog
+from index_build.encoder import OnnxModel
+from index_build.index import load_index, vectors_of
+from model_export.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+K = 200
+N_POPULARITY_BINS = 20
+
+
+def read_queries(path: Path, artist_ids: np.ndarray) -> np.ndarray:
+    """Rows of the artists listed in a CSV file with an `mbid` column (unknown ones are ignored)."""
+    if not path.is_file():
+        raise CmarError(f"{path}: no such queries file")
+    try:
+        table = pacsv.read_csv(path)
+    except pa.ArrowInvalid as exc:
+        raise CmarError(f"{path}: not a readable CSV file ({exc})") from None
+    if "mbid" not in table.column_names:
+        raise CmarError(f"{path}: expected a column named mbid")
+    wanted = set(table.column("mbid").cast(pa.string()).to_pylist())
+    return np.flatnonzero(np.isin(artist_ids, list(wanted)))
+
+
+def modality_encodings(model_dir: Path, data: OlgaData) -> dict[str, np.ndarray]:
+    """Every artist's modalities through the exported encoders, one at a time: name -> (N, D)."""
+    model = OnnxModel(model_dir)
+    catalog = data.catalog
+    out = {}
+    for name, table in catalog.modalities.items():
+        rows = np.flatnonzero(table.present)
+        vectors = np.zeros((catalog.n_artists, model.dim), dtype=np.float32)
+        vectors[rows] = encode_catalog(catalog, model, rows, [name], batch_size=4096, progress=False)
+        out[name] = vectors
+    return out
+
+
+def index_vectors(index_dir: Path, artist_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The product index's fused vectors aligned with catalogue rows, and which rows it holds."""
+    loaded = load_index(index_dir)
+    row_of = {a: i for i, a in enumerate(artist_ids)}
+    rows = np.asarray([row_of[a] for a in loaded.artist_ids])
+    vectors = np.zeros((len(artist_ids), loaded.index.d), dtype=np.float32)
+    vectors[rows] = vectors_of(loaded, np.arange(len(loaded)))
+    held = np.zeros(len(artist_ids), dtype=bool)
+    held[rows] = True
+    return vectors, held
+
+
+def contrastive_method(encodings: dict[str, np.ndarray]) -> Method:
+    """The model fed, for each artist, the modalities it keeps."""
+    names = list(encodings)
+
+    def method(keeps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.stack([keeps[n] for n in names])
+        return fuse(np.stack([encodings[n] for n in names]), mask), np.asarray(mask.any(axis=0))
+
+    return method
+
+
+def single_method(raw: dict[str, np.ndarray], name: str) -> Method:
+    """One modality's own input embedding: only artists that keep it."""
+
+    def method(keeps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return raw[name], keeps[name]
+
+    return method
+
+
+def projection_method(raw: dict[str, np.ndarray], projector: Any) -> Method:
+    """PCA or Rand of the concatenated embeddings, missing modalities at their mean."""
+
+    def method(keeps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        vectors = np.asarray(projector.transform(concatenated(raw, keeps)), dtype=np.float32)
+        return vectors, np.asarray(np.any(list(keeps.values()), axis=0))
+
+    return method
+
+
+def run(
+    data_dir: Path,
+    out_dir: Path,
+    config: TrainConfig | None = None,
+    featurize: FeaturizeConfig | None = None,
+    queries_file: Path | None = None,
+    compare_full_coverage: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Featurize, train, export, index and evaluate; write metrics.json, report.md and plots to `out_dir`."""
+    from evaluation.olga_report import write_olga_report
+
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    featurize = featurize or FeaturizeConfig()
+    data = read_olga(data_dir, featurize)
+    catalog = data.catalog
+    restrict = read_queries(queries_file, catalog.artist_ids) if queries_file else None
+    work = Workdir(out_dir / "work")
+    write_catalog(work.catalog, catalog, extra_artist_columns={"split": data.split, "plays": data.plays})
+    manifest = build_artifacts(work.catalog, work, config, progress=progress)
+
+    names = list(catalog.modalities)
+    organic = {n: t.present for n, t in catalog.modalities.items()}  # what each artist really has
+    full = np.flatnonzero(np.all(list(organic.values()), axis=0))
+    raw = {
+        n: t.values if isinstance(t, VectorTable) else data.tag_artist_vectors for n, t in catalog.modalities.items()
+    }
+    features = concatenated(raw, organic)
+    encodings = modality_encodings(work.model, data)
+    methods: dict[str, Method] = {"contrastive": contrastive_method(encodings)}
+    methods |= {f"single:{n}": single_method(raw, n) for n in names}
+    methods |= {m: projection_method(raw, fit_projection(features, full, m, seed=config.seed)) for m in ("pca", "rand")}
+    if compare_full_coverage:
+        fc = Workdir(out_dir / "work_full_coverage")
+        build_artifacts(work.catalog, fc, replace(config, min_modalities=3), progress=progress)
+        methods["contrastive_full_coverage"] = contrastive_method(modality_encodings(fc.model, data))
+
+    variants = {name: method(organic) for name, method in methods.items()}
+    fused, held = index_vectors(work.index, catalog.artist_ids)
+    variants["contrastive"] = (fused, held)  # the product's own index
+    for subset in subsets(names):
+        only = {n: organic[n] if n in subset else np.zeros_like(organic[n]) for n in names}
+        variants[f"contrastive[{'+'.join(subset)}]"] = methods["contrastive"](only)
+
+    truth = EdgeTruth(data.edges, catalog.n_artists)
+    settings: dict[str, Any] = {}
+    per_query: dict[str, np.ndarray] = {}
+    raw_queries = np.empty(0, dtype=np.int64)
+    for setting, pool in (("raw", np.flatnonzero(held)), ("fmc", full)):
+        queries = pool[truth.n_relevant(pool, pool) > 0]
+        if restrict is not None:
+            queries = np.intersect1d(queries, restrict)
+        results: dict[str, Any] = {}
+        for name, (vectors, can) in variants.items():
+            results[name], values = evaluate_method(truth, queries, vectors, can, pool, K)
+            if setting == "raw":
+                per_query[name], raw_queries = values, queries
+        settings[setting] = {"methods": results, "n_universe": int(pool.size)}
+        log.info("%s setting: %d queries over %d artists", setting, len(queries), pool.size)
+
+    groups = modality_groups(methods, names, full, catalog.n_artists, seed=config.seed)
+    metrics: dict[str, Any] = {
+        "settings": settings,
+        "modality_groups": {k: v for k, v in groups.items() if isinstance(v, dict)},
+        "modality_group_names": groups["groups"],
+        "modality_group_size": groups["group_size"],
+        "popularity": popularity(data.plays, raw_queries, per_query),
+        "coverage": data.coverage,
+        "training": config.to_dict(),
+        "featurize": featurize.to_dict(),
+        "model_version": manifest.model.model_version,
+        "best_epoch": manifest.model.metrics.get("best_epoch"),
+        "epochs_run": len(manifest.model.metrics.get("history", [])),
+        "queries_file": str(queries_file) if queries_file else None,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_olga_report(out_dir, metrics)
+    log.info("OLGA report written to %s in %.0f s", out_dir, metrics["seconds"])
+    return metrics
+
+
+def popularity(plays: np.ndarray, queries: np.ndarray, per_query: dict[str, np.ndarray]) -> dict[str, Any]:
+    """nDCG@200 per popularity bin (POP = log(plays + 1), 20 equal-count bins of queries, least popular first)."""
+    if len(queries) < N_POPULARITY_BINS:
+        return {}
+    pop = np.log1p(plays[queries])
+    order = np.argsort(pop, kind="stable")
+    bins = np.array_split(order, N_POPULARITY_BINS)
+    out: dict[str, Any] = {"bin_mean_pop": [float(pop[b].mean()) for b in bins], "methods": {}}
+    for name, values in per_query.items():
+        out["methods"][name] = [float(values[b].mean()) for b in bins]
+    if "single:cf" in per_query:
+        cf = np.asarray(out["methods"]["single:cf"])
+        out["relative_to_cf"] = {n: (np.asarray(v) - cf).tolist() for n, v in out["methods"].items()}
+    return out
