@@ -18,6 +18,17 @@ class Encoder(nn.Module):
     out_dim: int
     mean: torch.Tensor  # (in_dim,) buffer: mean of the training inputs
     std: torch.Tensor  # (in_dim,) buffer: their standard deviation
+    centre: torch.Tensor  # (out_dim,) buffer: this modality's mean output, removed after training (0 before)
+
+    def _setup(self, in_dim: int, out_dim: int) -> None:
+        self.out_dim = out_dim
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        self.register_buffer("centre", torch.zeros(out_dim))
+
+    def _output(self, h: torch.Tensor) -> torch.Tensor:
+        """Unit vector in the shared space, minus the modality's centre, unit again. (B, D)"""
+        return F.normalize(F.normalize(h, dim=-1) - self.centre, dim=-1)
 
 
 class VectorEncoder(Encoder):
@@ -25,9 +36,7 @@ class VectorEncoder(Encoder):
 
     def __init__(self, in_dim: int, hidden: tuple[int, ...], out_dim: int) -> None:
         super().__init__()
-        self.out_dim = out_dim
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
+        self._setup(in_dim, out_dim)
         layers: list[nn.Module] = []
         width = in_dim
         for h in hidden:
@@ -38,7 +47,7 @@ class VectorEncoder(Encoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_dim) -> (B, out_dim), unit length."""
-        return F.normalize(self.mlp((x - self.mean) / self.std), dim=-1)
+        return self._output(self.mlp((x - self.mean) / self.std))
 
 
 class TagEncoder(Encoder):
@@ -46,10 +55,8 @@ class TagEncoder(Encoder):
 
     def __init__(self, in_dim: int, width: int, heads: int, out_dim: int) -> None:
         super().__init__()
-        self.out_dim = out_dim
+        self._setup(in_dim, out_dim)
         self.heads = heads
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
         self.inp = nn.Linear(in_dim, width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
@@ -69,7 +76,7 @@ class TagEncoder(Encoder):
         h = self.norm(h + self.proj(attended))
         weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
         pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, W)
-        return F.normalize(self.out(pooled), dim=-1)
+        return self._output(self.out(pooled))
 
 
 def build_encoder(name: str, input_dim: int, config: TrainConfig) -> Encoder:

@@ -54,3 +54,14 @@ def test_group_truth_and_scoring_exclude_the_query() -> None:
     result = score(truth, queries, retrieved, candidates, n_total_queries=4, universe=candidates, k=2)
     assert result["ndcg"] == pytest.approx(2 / 4)  # two perfect queries, two unanswerable ones count 0
     assert result["n_answered"] == 2 and result["n_queries"] == 4
+
+
+def test_edge_truth_is_undirected_and_counts_candidates() -> None:
+    from evaluation.retrieval import EdgeTruth
+
+    truth = EdgeTruth(np.array([[0, 1], [2, 1], [0, 3]]), n=5)
+    retrieved = np.array([[1, 3, 2, -1], [0, 2, 4, 3]])
+    np.testing.assert_array_equal(
+        truth.relevant(np.array([0, 1]), retrieved), [[True, True, False, False], [True, True, False, False]]
+    )
+    np.testing.assert_array_equal(truth.n_relevant(np.array([0, 1, 4]), np.array([1, 2, 3])), [2, 1, 0])

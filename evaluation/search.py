@@ -1,0 +1,132 @@
+"""The documented searches behind the OLGA defaults: featurizer settings and training settings.
+
+Each candidate is scored on the development data given; a report lists every candidate so the
+choice can be checked and redone on other data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog.featurize import FeaturizeConfig
+from catalog.io import write_catalog
+from catalog.olga import OlgaData, read_olga
+from catalog.tables import VectorTable
+from cli.pipeline import Workdir, build_artifacts
+from evaluation.groups import modality_groups
+from evaluation.olga import contrastive_method, index_vectors, modality_encodings
+from evaluation.report import write_report
+from evaluation.retrieval import EdgeTruth, evaluate_method
+from model_export.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+K = 200
+
+# Featurizer candidates: each changes one group of settings of the default.
+FEATURIZE_GRID: dict[str, dict[str, Any]] = {
+    **{
+        f"cf f{f} reg{r} {s} a{a}": {"cf_factors": f, "cf_regularization": r, "cf_scaling": s, "cf_alpha": a}
+        for f in (32, 64, 128)
+        for r in (0.01, 0.1, 1.0)
+        for s, a in (("log", 2.0), ("log", 10.0), ("linear", 0.05))
+    },
+    **{f"tag d{d} min{m}": {"tag_dim": d, "tag_min_artists": m} for d in (64, 128, 200) for m in (2, 3, 5)},
+}
+
+
+def single_scores(data: OlgaData) -> dict[str, float]:
+    """nDCG@200 of each raw single-modality embedding over the queries that have it (raw setting)."""
+    catalog = data.catalog
+    truth = EdgeTruth(data.edges, catalog.n_artists)
+    present = catalog.present().any(axis=0)
+    pool = np.flatnonzero(present)
+    queries = pool[truth.n_relevant(pool, pool) > 0]
+    out = {}
+    for name, table in catalog.modalities.items():
+        vectors = table.values if isinstance(table, VectorTable) else data.tag_artist_vectors
+        asked = queries[table.present[queries]]
+        result, _ = evaluate_method(truth, asked, vectors, table.present, pool, K)
+        out[name] = result["ndcg"]
+    return out
+
+
+def search_featurizers(data_dir: Path, base: FeaturizeConfig) -> dict[str, Any]:
+    """Score every featurizer candidate by its own modality's nDCG@200."""
+    results: dict[str, Any] = {}
+    for name, change in FEATURIZE_GRID.items():
+        config = replace(base, **change)
+        scores = single_scores(read_olga(data_dir, config))
+        modality = "cf" if name.startswith("cf") else "tag"
+        results[name] = {"config": change, "ndcg": scores[modality], "modality": modality}
+        log.info("%s: %s nDCG@200 %.4f", name, modality, scores[modality])
+    return results
+
+
+def score_contrastive(data: OlgaData, work: Workdir) -> dict[str, Any]:
+    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of the model in `work`."""
+    catalog = data.catalog
+    truth = EdgeTruth(data.edges, catalog.n_artists)
+    fused, held = index_vectors(work.index, catalog.artist_ids)
+    full = np.flatnonzero(catalog.present().all(axis=0))
+    out: dict[str, Any] = {}
+    for setting, pool in (("raw", np.flatnonzero(held)), ("fmc", full)):
+        queries = pool[truth.n_relevant(pool, pool) > 0]
+        result, _ = evaluate_method(truth, queries, fused, held, pool, K)
+        out[setting] = {"ndcg": result["ndcg"], "ndcg_ci": result["ndcg_ci"], "gini": result["gini"]}
+    method = contrastive_method(modality_encodings(work.model, data))
+    groups = modality_groups({"contrastive": method}, list(catalog.modalities), full, catalog.n_artists)
+    out["entropy"] = groups["contrastive"]["entropy"]
+    return out
+
+
+def search_training(data_dir: Path, out_dir: Path, candidates: dict[str, TrainConfig], featurize: FeaturizeConfig) -> dict[str, Any]:
+    """Train, export and index each candidate config; score it."""
+    data = read_olga(data_dir, featurize)
+    catalog_dir = out_dir / "work" / "catalog"
+    write_catalog(catalog_dir, data.catalog)
+    results: dict[str, Any] = {}
+    for name, config in candidates.items():
+        work = Workdir(out_dir / "work" / name.replace(" ", "_"))
+        manifest = build_artifacts(catalog_dir, work, config, progress=False)
+        results[name] = {
+            **score_contrastive(data, work),
+            "best_epoch": manifest.model.metrics.get("best_epoch"),
+            "config": config.to_dict(),
+        }
+        r = results[name]
+        log.info("%s: raw %.4f gini %.3f fmc %.4f entropy %.3f (best epoch %s)",
+                 name, r["raw"]["ndcg"], r["raw"]["gini"], r["fmc"]["ndcg"], r["entropy"], r["best_epoch"])
+    return results
+
+
+def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
+    """The search report as Markdown."""
+    lines = ["# OLGA searches", ""]
+    if featurizers:
+        lines += ["## Featurizers (nDCG@200 of the modality alone, over the queries that have it)", "",
+                  "| candidate | modality | nDCG@200 |", "| --- | --- | --- |"]
+        for name, r in sorted(featurizers.items(), key=lambda kv: (kv[1]["modality"], -kv[1]["ndcg"])):
+            lines.append(f"| {name} | {r['modality']} | {r['ndcg']:.4f} |")
+        lines.append("")
+    if training:
+        lines += ["## Training (the fused index)", "",
+                  "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy | best epoch |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, r in training.items():
+            lines.append(f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
+                         f"| {r['entropy']:.3f} | {r['best_epoch']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(data_dir: Path, out_dir: Path, candidates: dict[str, TrainConfig], featurizers: bool = True) -> None:
+    """Both searches; write search.json and summary.md into `out_dir`."""
+    base = FeaturizeConfig()
+    feats = search_featurizers(data_dir, base) if featurizers else {}
+    training = search_training(data_dir, out_dir, candidates, base) if candidates else {}
+    write_report(out_dir, {"featurizers": feats, "training": training}, summarise(feats, training), name="search")
