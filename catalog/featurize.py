@@ -21,7 +21,7 @@ class FeaturizeConfig:
     """Featurizer settings; defaults chosen by the search documented in the README (OLGA development data)."""
 
     cf_factors: int = 64  # ALS latent factors (the CF vector length)
-    cf_regularization: float = 0.1  # ALS L2 regularisation
+    cf_regularization: float = 5.0  # ALS L2 regularisation
     cf_alpha: float = 2.0  # confidence = 1 + alpha * scaled count
     cf_scaling: str = "log"  # "log": scaled count = log(1 + plays); "linear": plays
     cf_iterations: int = 20
@@ -85,7 +85,12 @@ class TagEmbedding:
 
 
 def tag_embedding(counts: sp.csr_matrix, config: FeaturizeConfig) -> TagEmbedding:
-    """Drop rare tags, take PPMI, factorise with truncated SVD: artists U sqrt(S), tags V sqrt(S)."""
+    """Drop rare tags, take PPMI, factorise with truncated SVD: artists U S, tags V sqrt(S).
+
+    Artist vectors weight the components by S, which retrieves similar artists best on OLGA
+    (U S^0.5: 0.251 nDCG@200, U S: 0.257, U: 0.243; see the README); the tag vectors' scale
+    does not matter to the tag encoder, which standardises its inputs.
+    """
     from sklearn.decomposition import TruncatedSVD
 
     counts = sp.csr_matrix(counts)
@@ -99,7 +104,7 @@ def tag_embedding(counts: sp.csr_matrix, config: FeaturizeConfig) -> TagEmbeddin
     svd = TruncatedSVD(n_components=dim, random_state=config.seed)
     u_s = svd.fit_transform(matrix)  # (N, d) = U S
     sqrt_s = np.sqrt(np.maximum(svd.singular_values_, 1e-12))
-    artist_vectors = (u_s / sqrt_s).astype(np.float32)  # U sqrt(S)
+    artist_vectors = u_s.astype(np.float32)  # U S
     tag_vectors = (svd.components_.T * sqrt_s).astype(np.float32)  # V sqrt(S)
     log.info(
         "tags: %d of %d kept (used for >= %d artists), PPMI-SVD to %d dimensions",

@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _train_options(p)
     p.set_defaults(func=cmd_evaluate_olga)
+    p = ev_sub.add_parser("olga-search", help="the searches behind the OLGA defaults (featurizers, training)")
+    p.add_argument("data_dir", type=Path, help="an OLGA folder")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--skip-featurizers", action="store_true", help="only the training search")
+    p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
+    p.set_defaults(func=cmd_evaluate_olga_search)
     return parser
 
 
@@ -278,6 +284,17 @@ def cmd_evaluate_olga(args: argparse.Namespace) -> None:
         progress=_progress(),
     )
     log.info("report: %s", args.out / "report.md")
+
+
+def cmd_evaluate_olga_search(args: argparse.Namespace) -> None:
+    """Run the documented searches on an OLGA folder."""
+    from evaluation.search import run, training_candidates
+
+    if not args.data_dir.is_dir():
+        raise CmarError(f"{args.data_dir}: no such folder")
+    candidates = {} if args.skip_training else training_candidates()
+    run(args.data_dir, args.out, candidates, featurizers=not args.skip_featurizers)
+    log.info("summary:\n%s", (args.out / "summary.md").read_text())
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:

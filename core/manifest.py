@@ -56,10 +56,16 @@ class ModelManifest(_Manifest):
 class IndexManifest(_Manifest):
     """A FAISS index of fused artist vectors and the model manifest it was built with."""
 
+    @property
+    def stored_dim(self) -> int:
+        """Dimension of the vectors in the FAISS index: the embedding, plus one for the hub penalty."""
+        return self.embedding_dim + (1 if self.hub.get("beta", 0) > 0 else 0)
+
     kind: Literal["index"] = "index"
     index_version: str = ""
     model: ModelManifest
     index_type: str
+    hub: dict[str, float] = {"k": 0, "beta": 0.0}  # hub penalty: 0 beta = rank by cosine alone
     n_artists: int  # artists in the index
     n_unindexed: int  # catalogue artists with no modality, left out
     modality_counts: dict[str, int]

@@ -32,3 +32,25 @@ def fuse(vectors: npt.ArrayLike, present: npt.ArrayLike) -> FloatArray:
     count = mask.sum(axis=0)[:, None]  # (N, 1)
     mean = unit.sum(axis=0) / np.maximum(count, 1)
     return l2_normalize(mean)
+
+
+def hub_penalty(neighbour_sims: npt.ArrayLike, beta: float) -> FloatArray:
+    """Each candidate's penalty: beta/2 times its mean cosine to its k nearest neighbours, (N, k) -> (N,).
+
+    Ranking by cos(q, c) - penalty(c) is CSLS (Lample et al., 2018) up to a factor: artists that
+    sit close to everything (hubs) stop crowding every list, and the long tail gets retrieved.
+    """
+    sims = np.asarray(neighbour_sims, dtype=np.float32)
+    return (beta / 2 * sims.mean(axis=1)).astype(np.float32)
+
+
+def as_candidates(vectors: npt.ArrayLike, penalty: npt.ArrayLike) -> FloatArray:
+    """Stored form of unit vectors (N, D) with their hub penalty: (N, D + 1) = [v, -penalty]."""
+    v = np.asarray(vectors, dtype=np.float32)
+    return np.concatenate([v, -np.asarray(penalty, dtype=np.float32).reshape(-1, 1)], axis=1)
+
+
+def as_queries(vectors: npt.ArrayLike) -> FloatArray:
+    """Query form of unit vectors (B, D): (B, D + 1) = [q, 1], so inner product = cos(q, c) - penalty(c)."""
+    q = np.asarray(vectors, dtype=np.float32)
+    return np.concatenate([q, np.ones((q.shape[0], 1), dtype=np.float32)], axis=1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.retrieval import top_k
+from evaluation.retrieval import Hub, top_k
 
 # A method: given the modality subset each artist keeps, (vectors (N, D), which rows it can represent).
 Method = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -38,7 +38,13 @@ def entropy(distribution: np.ndarray) -> float:
 
 
 def modality_groups(
-    methods: dict[str, Method], names: list[str], full: np.ndarray, n_artists: int, k: int = 5, seed: int = 0
+    methods: dict[str, Method],
+    names: list[str],
+    full: np.ndarray,
+    n_artists: int,
+    k: int = 5,
+    seed: int = 0,
+    hubs: dict[str, Hub] | None = None,
 ) -> dict[str, Any]:
     """The 7x7 share matrix and mean entropy of every method.
 
@@ -63,7 +69,7 @@ def modality_groups(
             queries = rows[can[rows]]
             if queries.size == 0 or pool.size < 2:
                 continue
-            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k)
+            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, (hubs or {}).get(method_name))
             found = group_of[retrieved[retrieved >= 0]]
             matrix[g] = np.bincount(found, minlength=len(groups)) / max(found.size, 1)
         out[method_name] = {

@@ -65,7 +65,7 @@ def index_vectors(index_dir: Path, artist_ids: np.ndarray) -> tuple[np.ndarray, 
     loaded = load_index(index_dir)
     row_of = {a: i for i, a in enumerate(artist_ids)}
     rows = np.asarray([row_of[a] for a in loaded.artist_ids])
-    vectors = np.zeros((len(artist_ids), loaded.index.d), dtype=np.float32)
+    vectors = np.zeros((len(artist_ids), loaded.manifest.embedding_dim), dtype=np.float32)
     vectors[rows] = vectors_of(loaded, np.arange(len(loaded)))
     held = np.zeros(len(artist_ids), dtype=bool)
     held[rows] = True
@@ -146,6 +146,12 @@ def run(
     for subset in subsets(names):
         only = {n: organic[n] if n in subset else np.zeros_like(organic[n]) for n in names}
         variants[f"contrastive[{'+'.join(subset)}]"] = methods["contrastive"](only)
+    # Ablations: the product's ranking without its hub penalty, and the strongest baseline with it.
+    variants["contrastive (cosine)"] = variants["contrastive"]
+    variants["rand (hub penalty)"] = variants["rand"]
+    product_hub = (int(manifest.hub["k"]), float(manifest.hub["beta"]))
+    hubs = {n: product_hub for n in variants if n.startswith("contrastive") and n != "contrastive (cosine)"}
+    hubs["rand (hub penalty)"] = product_hub
 
     truth = EdgeTruth(data.edges, catalog.n_artists)
     settings: dict[str, Any] = {}
@@ -157,13 +163,14 @@ def run(
             queries = np.intersect1d(queries, restrict)
         results: dict[str, Any] = {}
         for name, (vectors, can) in variants.items():
-            results[name], values = evaluate_method(truth, queries, vectors, can, pool, K)
+            results[name], values = evaluate_method(truth, queries, vectors, can, pool, K, hubs.get(name))
             if setting == "raw":
                 per_query[name], raw_queries = values, queries
         settings[setting] = {"methods": results, "n_universe": int(pool.size)}
         log.info("%s setting: %d queries over %d artists", setting, len(queries), pool.size)
 
-    groups = modality_groups(methods, names, full, catalog.n_artists, seed=config.seed)
+    group_methods = methods | {"contrastive (cosine)": methods["contrastive"]}
+    groups = modality_groups(group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs)
     metrics: dict[str, Any] = {
         "settings": settings,
         "modality_groups": {k: v for k, v in groups.items() if isinstance(v, dict)},
@@ -174,6 +181,7 @@ def run(
         "training": config.to_dict(),
         "featurize": featurize.to_dict(),
         "model_version": manifest.model.model_version,
+        "hub_penalty": manifest.hub,
         "best_epoch": manifest.model.metrics.get("best_epoch"),
         "epochs_run": len(manifest.model.metrics.get("history", [])),
         "queries_file": str(queries_file) if queries_file else None,

@@ -53,14 +53,21 @@ def claims(metrics: dict[str, Any]) -> list[str]:
         + "; ".join(f"{b} {fmt_ci(raw[b])}" for b in BASELINES)
         + "."
     )
-    lowest = min(raw, key=lambda n: raw[n]["gini"])
-    out.append(
-        f"\n**(b) It has the lowest Gini@200: {'holds' if lowest == 'contrastive' else 'fails'}.** "
-        f"Contrastive {ours['gini']:.3f}; lowest of all methods: {lowest} {raw[lowest]['gini']:.3f}; "
-        + "; ".join(f"{b} {raw[b]['gini']:.3f}" for b in BASELINES)
-        + "."
+    rivals = [b for b in BASELINES if b in raw]
+    lowest = min(["contrastive", *rivals], key=lambda n: raw[n]["gini"])
+    verdict_b = "holds" if lowest == "contrastive" else "fails"
+    gini_line = (
+        f"\n**(b) It has the lowest Gini@200 of the paper's methods: {verdict_b}.** "
+        f"Contrastive {ours['gini']:.3f}; " + "; ".join(f"{b} {raw[b]['gini']:.3f}" for b in rivals) + "."
     )
-    top = max(groups, key=lambda n: groups[n]["entropy"])
+    if "contrastive (cosine)" in raw and "rand (hub penalty)" in raw:
+        gini_line += (
+            f" Most of this comes from the product's hub penalty: ranked by plain cosine the model's Gini is "
+            f"{raw['contrastive (cosine)']['gini']:.3f}, and the same penalty on Rand gives "
+            f"{raw['rand (hub penalty)']['gini']:.3f} (nDCG {raw['rand (hub penalty)']['ndcg']:.3f})."
+        )
+    out.append(gini_line)
+    top = max((n for n in groups if n in ("contrastive", *BASELINES)), key=lambda n: groups[n]["entropy"])
     out.append(
         f"\n**(c) It has the highest modality-group entropy: {'holds' if top == 'contrastive' else 'fails'}.** "
         + "; ".join(f"{n} {g['entropy']:.3f}" for n, g in groups.items())

@@ -9,8 +9,9 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
-from core.vectors import l2_normalize
+from core.vectors import as_candidates, as_queries, l2_normalize
 from evaluation.metrics import bootstrap_ci, gini_at_k, ndcg_at_k
+from index_build.hubs import penalties
 
 
 class GroundTruth(Protocol):
@@ -63,14 +64,31 @@ class EdgeTruth:
         return np.asarray(self.adjacency[queries] @ mask).ravel()
 
 
+Hub = tuple[int, float]  # (neighbours, beta) of a hub penalty; see index_build.hubs
+
+
 def top_k(
-    query_vectors: np.ndarray, candidate_vectors: np.ndarray, candidates: np.ndarray, queries: np.ndarray, k: int
+    query_vectors: np.ndarray,
+    candidate_vectors: np.ndarray,
+    candidates: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    hub: Hub | None = None,
 ) -> np.ndarray:
-    """Rows of the k most cosine-similar candidates of each query, the query itself excluded (-1 pads)."""
-    index = faiss.IndexFlatIP(candidate_vectors.shape[1])
-    index.add(l2_normalize(candidate_vectors))
+    """Rows of the k most cosine-similar candidates of each query, the query itself excluded (-1 pads).
+
+    With `hub`, candidates are ranked by cosine minus their hub penalty among the candidates,
+    exactly as a product index built over these candidates would rank them.
+    """
+    cands = l2_normalize(candidate_vectors)
+    qs = l2_normalize(query_vectors)
+    if hub is not None and hub[1] > 0:
+        cands = as_candidates(cands, penalties(cands, int(hub[0]), float(hub[1])))
+        qs = as_queries(qs)
+    index = faiss.IndexFlatIP(cands.shape[1])
+    index.add(cands)
     want = min(k + 1, len(candidates))
-    _, pos = index.search(l2_normalize(query_vectors), want)
+    _, pos = index.search(qs, want)
     rows = np.where(pos >= 0, candidates[np.maximum(pos, 0)], -1)
     out = np.full((len(queries), k), -1, dtype=np.int64)
     for i, (q, found) in enumerate(zip(queries, rows, strict=True)):
@@ -80,7 +98,13 @@ def top_k(
 
 
 def evaluate_method(
-    truth: GroundTruth, queries: np.ndarray, vectors: np.ndarray, can: np.ndarray, pool: np.ndarray, k: int = 200
+    truth: GroundTruth,
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    can: np.ndarray,
+    pool: np.ndarray,
+    k: int = 200,
+    hub: Hub | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score one method that can represent the artists where `can` is true.
 
@@ -91,7 +115,7 @@ def evaluate_method(
     candidates = pool[can[pool]]
     answerable = can[queries]
     asked = queries[answerable]
-    retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k)
+    retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k, hub)
     per_query = np.zeros(len(queries))
     per_query[answerable] = ndcg_at_k(truth.relevant(asked, retrieved), truth.n_relevant(asked, candidates), k)
     lo, hi = bootstrap_ci(per_query)

@@ -22,6 +22,7 @@ from evaluation.groups import modality_groups
 from evaluation.olga import contrastive_method, index_vectors, modality_encodings
 from evaluation.report import write_report
 from evaluation.retrieval import EdgeTruth, evaluate_method
+from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K
 from model_export.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,25 @@ FEATURIZE_GRID: dict[str, dict[str, Any]] = {
     **{
         f"cf f{f} reg{r} {s} a{a}": {"cf_factors": f, "cf_regularization": r, "cf_scaling": s, "cf_alpha": a}
         for f in (32, 64, 128)
-        for r in (0.01, 0.1, 1.0)
-        for s, a in (("log", 2.0), ("log", 10.0), ("linear", 0.05))
+        for r in (0.01, 0.1, 1.0, 5.0)
+        for s, a in (("log", 0.5), ("log", 1.0), ("log", 2.0), ("log", 10.0), ("linear", 0.05))
     },
     **{f"tag d{d} min{m}": {"tag_dim": d, "tag_min_artists": m} for d in (64, 128, 200) for m in (2, 3, 5)},
 }
+
+
+def training_candidates() -> dict[str, TrainConfig]:
+    """The training settings tried around the defaults (one change each)."""
+    return {
+        "default": TrainConfig(),
+        "no centring": TrainConfig(centre=False),
+        "temperature 0.05": TrainConfig(temperature=0.05),
+        "temperature 0.2": TrainConfig(temperature=0.2),
+        "lr 3e-4": TrainConfig(lr=3e-4),
+        "batch 512, lr 3e-4": TrainConfig(batch_size=512, lr=3e-4),
+        "max_tags 32": TrainConfig(max_tags=32),
+        "full coverage only (paper)": TrainConfig(min_modalities=3),
+    }
 
 
 def single_scores(data: OlgaData) -> dict[str, float]:
@@ -68,24 +83,31 @@ def search_featurizers(data_dir: Path, base: FeaturizeConfig) -> dict[str, Any]:
     return results
 
 
-def score_contrastive(data: OlgaData, work: Workdir) -> dict[str, Any]:
+def score_contrastive(
+    data: OlgaData, work: Workdir, hub_k: int = DEFAULT_HUB_K, hub_beta: float = DEFAULT_HUB_BETA
+) -> dict[str, Any]:
     """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of the model in `work`."""
     catalog = data.catalog
     truth = EdgeTruth(data.edges, catalog.n_artists)
     fused, held = index_vectors(work.index, catalog.artist_ids)
+    hub = (int(hub_k), float(hub_beta))
     full = np.flatnonzero(catalog.present().all(axis=0))
     out: dict[str, Any] = {}
     for setting, pool in (("raw", np.flatnonzero(held)), ("fmc", full)):
         queries = pool[truth.n_relevant(pool, pool) > 0]
-        result, _ = evaluate_method(truth, queries, fused, held, pool, K)
+        result, _ = evaluate_method(truth, queries, fused, held, pool, K, hub)
         out[setting] = {"ndcg": result["ndcg"], "ndcg_ci": result["ndcg_ci"], "gini": result["gini"]}
     method = contrastive_method(modality_encodings(work.model, data))
-    groups = modality_groups({"contrastive": method}, list(catalog.modalities), full, catalog.n_artists)
+    groups = modality_groups(
+        {"contrastive": method}, list(catalog.modalities), full, catalog.n_artists, hubs={"contrastive": hub}
+    )
     out["entropy"] = groups["contrastive"]["entropy"]
     return out
 
 
-def search_training(data_dir: Path, out_dir: Path, candidates: dict[str, TrainConfig], featurize: FeaturizeConfig) -> dict[str, Any]:
+def search_training(
+    data_dir: Path, out_dir: Path, candidates: dict[str, TrainConfig], featurize: FeaturizeConfig
+) -> dict[str, Any]:
     """Train, export and index each candidate config; score it."""
     data = read_olga(data_dir, featurize)
     catalog_dir = out_dir / "work" / "catalog"
@@ -100,8 +122,15 @@ def search_training(data_dir: Path, out_dir: Path, candidates: dict[str, TrainCo
             "config": config.to_dict(),
         }
         r = results[name]
-        log.info("%s: raw %.4f gini %.3f fmc %.4f entropy %.3f (best epoch %s)",
-                 name, r["raw"]["ndcg"], r["raw"]["gini"], r["fmc"]["ndcg"], r["entropy"], r["best_epoch"])
+        log.info(
+            "%s: raw %.4f gini %.3f fmc %.4f entropy %.3f (best epoch %s)",
+            name,
+            r["raw"]["ndcg"],
+            r["raw"]["gini"],
+            r["fmc"]["ndcg"],
+            r["entropy"],
+            r["best_epoch"],
+        )
     return results
 
 
@@ -109,18 +138,27 @@ def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
     """The search report as Markdown."""
     lines = ["# OLGA searches", ""]
     if featurizers:
-        lines += ["## Featurizers (nDCG@200 of the modality alone, over the queries that have it)", "",
-                  "| candidate | modality | nDCG@200 |", "| --- | --- | --- |"]
+        lines += [
+            "## Featurizers (nDCG@200 of the modality alone, over the queries that have it)",
+            "",
+            "| candidate | modality | nDCG@200 |",
+            "| --- | --- | --- |",
+        ]
         for name, r in sorted(featurizers.items(), key=lambda kv: (kv[1]["modality"], -kv[1]["ndcg"])):
             lines.append(f"| {name} | {r['modality']} | {r['ndcg']:.4f} |")
         lines.append("")
     if training:
-        lines += ["## Training (the fused index)", "",
-                  "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy | best epoch |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "## Training (the fused index)",
+            "",
+            "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy | best epoch |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for name, r in training.items():
-            lines.append(f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
-                         f"| {r['entropy']:.3f} | {r['best_epoch']} |")
+            lines.append(
+                f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
+                f"| {r['entropy']:.3f} | {r['best_epoch']} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ from catalog.tables import Catalog, VectorTable
 from cli.pipeline import Workdir, build_artifacts
 from evaluation.metrics import ndcg_at_k
 from evaluation.report import fmt_ci, write_report
-from evaluation.retrieval import GroupTruth, score, top_k
+from evaluation.retrieval import GroupTruth, Hub, score, top_k
 from index_build.build import encode_catalog
 from index_build.encoder import OnnxModel
 from index_build.index import load_index, vectors_of
@@ -38,7 +38,7 @@ def fused_vectors(index_dir: Path, catalog: Catalog) -> tuple[np.ndarray, np.nda
     loaded = load_index(index_dir)
     row_of = {a: i for i, a in enumerate(catalog.artist_ids)}
     rows = np.asarray([row_of[a] for a in loaded.artist_ids])
-    vectors = np.zeros((catalog.n_artists, loaded.index.d), dtype=np.float32)
+    vectors = np.zeros((catalog.n_artists, loaded.manifest.embedding_dim), dtype=np.float32)
     vectors[rows] = vectors_of(loaded, np.arange(len(loaded)))
     return vectors, np.sort(rows)
 
@@ -56,7 +56,12 @@ def single_modality_encodings(catalog: Catalog, model_dir: Path) -> dict[str, np
 
 
 def evaluate(
-    catalog: Catalog, styles: np.ndarray, fused: np.ndarray, encoded: dict[str, np.ndarray] | None = None, k: int = K
+    catalog: Catalog,
+    styles: np.ndarray,
+    fused: np.ndarray,
+    encoded: dict[str, np.ndarray] | None = None,
+    k: int = K,
+    hub: Hub | None = None,
 ) -> dict[str, Any]:
     """Raw and full-coverage settings for the fused index and each raw modality, plus cross-modal retrieval.
 
@@ -76,10 +81,10 @@ def evaluate(
         queries = pool[truth.n_relevant(pool, pool) > 0]
         methods: dict[str, Any] = {}
         methods["contrastive"] = score(
-            truth, queries, top_k(fused[queries], fused[pool], pool, queries, k), pool, len(queries), pool, k
+            truth, queries, top_k(fused[queries], fused[pool], pool, queries, k, hub), pool, len(queries), pool, k
         )
         fused_per_query = ndcg_at_k(
-            truth.relevant(queries, top_k(fused[queries], fused[pool], pool, queries, k)),
+            truth.relevant(queries, top_k(fused[queries], fused[pool], pool, queries, k, hub)),
             truth.n_relevant(queries, pool),
             k,
         )
@@ -89,17 +94,24 @@ def evaluate(
             cands = pool[present[name][pool]]
             has = present[name][queries]
             answerable = queries[has]
-            retrieved = top_k(vectors[answerable], vectors[cands], cands, answerable, k)
+            retrieved = top_k(
+                vectors[answerable], vectors[cands], cands, answerable, k, None if method.startswith("single") else hub
+            )
             result = score(truth, answerable, retrieved, cands, len(queries), pool, k)
             result["ndcg_answerable"] = result["ndcg"] * len(queries) / max(answerable.size, 1)
             result["contrastive_ndcg_answerable"] = float(fused_per_query[has].mean()) if has.any() else 0.0
             methods[method] = result
         settings[setting] = {"methods": methods, "n_universe": int(pool.size)}
-    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, universe, k)}
+    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, universe, k, hub)}
 
 
 def cross_modal(
-    truth: GroupTruth, present: dict[str, np.ndarray], fused: np.ndarray, universe: np.ndarray, k: int
+    truth: GroupTruth,
+    present: dict[str, np.ndarray],
+    fused: np.ndarray,
+    universe: np.ndarray,
+    k: int,
+    hub: Hub | None = None,
 ) -> dict[str, Any]:
     """Artists known only by audio querying artists known only by listening data (and the reverse)."""
     out: dict[str, Any] = {}
@@ -109,7 +121,7 @@ def cross_modal(
         if a not in only or b not in only or only[a].size == 0 or only[b].size == 0:
             continue
         queries = only[a][truth.n_relevant(only[a], only[b]) > 0]
-        retrieved = top_k(fused[queries], fused[only[b]], only[b], queries, k)
+        retrieved = top_k(fused[queries], fused[only[b]], only[b], queries, k, hub)
         result = score(truth, queries, retrieved, only[b], len(queries), universe, k)
         hits = truth.relevant(queries, retrieved[:, :10])
         result["precision_at_10"] = float(hits.mean())
@@ -157,7 +169,11 @@ def run(out_dir: Path, spec: SyntheticSpec, config: TrainConfig, progress: bool 
     manifest = build_artifacts(work.catalog, work, config, progress=progress)
     catalog = read_catalog(work.catalog)
     fused, _ = fused_vectors(work.index, catalog)
-    metrics = evaluate(catalog, read_styles(work.catalog), fused, single_modality_encodings(catalog, work.model))
+    hub = (int(manifest.hub["k"]), float(manifest.hub["beta"]))  # rank as the product's index does
+    metrics = evaluate(
+        catalog, read_styles(work.catalog), fused, single_modality_encodings(catalog, work.model), hub=hub
+    )
+    metrics["hub_penalty"] = manifest.hub
     metrics["spec"] = spec.__dict__
     metrics["training"] = config.to_dict()
     metrics["model_version"] = manifest.model.model_version

@@ -19,8 +19,9 @@ from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.manifest import IndexManifest, write_manifest
-from core.vectors import FloatArray, fuse
+from core.vectors import FloatArray, as_candidates, fuse
 from index_build.encoder import OnnxModel
+from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K, penalties
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,20 @@ def self_check(index: faiss.Index, vectors: FloatArray, limit: int = SELF_CHECK_
 
 
 def build_index(
-    catalog_dir: Path, model_dir: Path, out_dir: Path, batch_size: int = 4096, progress: bool = True
+    catalog_dir: Path,
+    model_dir: Path,
+    out_dir: Path,
+    batch_size: int = 4096,
+    progress: bool = True,
+    hub_k: int = DEFAULT_HUB_K,
+    hub_beta: float = DEFAULT_HUB_BETA,
 ) -> IndexManifest:
-    """Build the index folder for a catalogue with a model folder; return its manifest."""
+    """Build the index folder for a catalogue with a model folder; return its manifest.
+
+    With `hub_beta` > 0 the index ranks by cos(q, c) - penalty(c), penalty(c) = beta/2 times c's
+    mean cosine to its `hub_k` nearest artists: each stored vector is [v, -penalty] and queries
+    are [q, 1]. With 0 it ranks by cosine.
+    """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
     model = OnnxModel(model_dir)
@@ -117,14 +129,20 @@ def build_index(
     vectors = encode_catalog(catalog, model, rows, names, batch_size, progress)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index = faiss.IndexFlatIP(model.dim)
-    index.add(vectors)
-    index_s = time.perf_counter() - t0
-    check = self_check(index, vectors)
+    plain = faiss.IndexFlatIP(model.dim)
+    plain.add(vectors)
+    check = self_check(plain, vectors)  # by cosine: every artist is its own nearest neighbour
     if not check["ok"]:
         raise CmarError(
             f"self-check failed: {check['first_is_self']} of {check['checked']} artists find themselves first"
         )
+    penalty = penalties(vectors, hub_k, hub_beta)
+    if hub_beta > 0:
+        index = faiss.IndexFlatIP(model.dim + 1)
+        index.add(as_candidates(vectors, penalty))
+    else:
+        index = plain
+    index_s = time.perf_counter() - t0
 
     with atomic_folder(Path(out_dir)) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
@@ -133,6 +151,7 @@ def build_index(
             "artist_id": pa.array(catalog.artist_ids[rows].astype(str).tolist(), pa.string()),
             "name": pa.array(catalog.names[rows].astype(str).tolist(), pa.string()),
             "modalities": pa.array(modality_lists, pa.list_(pa.string())),
+            "hub_penalty": pa.array(penalty, pa.float32()),
         }
         if catalog.popularity is not None:
             table["popularity"] = pa.array(catalog.popularity[rows], pa.float32())
@@ -144,6 +163,7 @@ def build_index(
                 embedding_dim=model.dim,
                 model=model.manifest,
                 index_type="IndexFlatIP",
+                hub={"k": hub_k, "beta": hub_beta},
                 n_artists=int(rows.size),
                 n_unindexed=len(unindexed),
                 modality_counts={n: int(present[m].sum()) for m, n in enumerate(names)},

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_manifest
+from core.vectors import as_queries
 
 
 @dataclass
@@ -24,6 +25,7 @@ class LoadedIndex:
     names: list[str]
     modalities: list[list[str]]
     row_of: dict[str, int]
+    penalty: np.ndarray  # (N,) hub penalty of each artist (zeros without one)
 
     @property
     def version(self) -> str:
@@ -32,6 +34,23 @@ class LoadedIndex:
 
     def __len__(self) -> int:
         return len(self.artist_ids)
+
+    @property
+    def hub_beta(self) -> float:
+        """Weight of the hub penalty (0 = ranking by cosine)."""
+        return float(self.manifest.hub.get("beta", 0.0))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k of unit query vectors (B, D): cosines (B, k) and index rows (B, k), -1 where none.
+
+        Ranked by cosine minus the candidate's hub penalty when the index has one; the scores
+        returned are the cosines.
+        """
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.hub_beta > 0:
+            q = as_queries(q)
+        scores, rows = self.index.search(q, min(k, len(self)))
+        return scores + np.where(rows >= 0, self.penalty[np.maximum(rows, 0)], 0), rows
 
 
 def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = True) -> LoadedIndex:
@@ -47,9 +66,9 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         index = faiss.read_index(str(folder / INDEX_FILE))
     except RuntimeError as exc:
         raise CmarError(f"{folder / INDEX_FILE}: FAISS cannot read it ({str(exc).splitlines()[0]})") from None
-    if index.d != manifest.embedding_dim or index.ntotal != manifest.n_artists:
+    if index.d != manifest.stored_dim or index.ntotal != manifest.n_artists:
         raise CmarError(
-            f"{folder / INDEX_FILE}: expected {manifest.n_artists} vectors of dimension {manifest.embedding_dim}, "
+            f"{folder / INDEX_FILE}: expected {manifest.n_artists} vectors of dimension {manifest.stored_dim}, "
             f"found {index.ntotal} of dimension {index.d}"
         )
     table = pq.read_table(folder / INDEX_ARTISTS_FILE)
@@ -63,10 +82,16 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         names=table.column("name").to_pylist(),
         modalities=table.column("modalities").to_pylist(),
         row_of={artist: i for i, artist in enumerate(ids)},
+        penalty=(
+            table.column("hub_penalty").to_numpy().astype(np.float32)
+            if "hub_penalty" in table.column_names
+            else np.zeros(len(ids), dtype=np.float32)
+        ),
     )
 
 
 def vectors_of(loaded: LoadedIndex, rows: np.ndarray) -> np.ndarray:
-    """The stored unit vectors of index rows (B, D)."""
+    """The unit vectors of index rows (B, D), without the stored hub penalty."""
     keys = np.ascontiguousarray(np.atleast_1d(rows), dtype=np.int64)
-    return np.asarray(loaded.index.reconstruct_batch(keys), dtype=np.float32)
+    stored = np.asarray(loaded.index.reconstruct_batch(keys), dtype=np.float32)
+    return stored[:, : loaded.manifest.embedding_dim]

@@ -41,9 +41,7 @@ class Artifacts:
 
     def search(self, query: FloatArray, k: int, exclude: int | None = None) -> list[Hit]:
         """The k nearest artists to a unit vector, leaving out index row `exclude`."""
-        n = len(self.index)
-        want = min(k + (exclude is not None), n)
-        scores, rows = self.index.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), want)
+        scores, rows = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k + (exclude is not None))
         hits = [Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and r != exclude]
         return hits[:k]
 

@@ -32,10 +32,17 @@ def make_olga_folder(folder: Path, seed: int = 0) -> Path:
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / "artists.csv", ["mbid", "name", "allmusic_id", "split"],
-           [[mbid(i), f"Artist {i}", f"mn{i:010d}", "train" if i % 5 else "val"] for i in range(N_ARTISTS)])
-    edges = [[mbid(i), mbid(j)] for i in range(N_ARTISTS) for j in range(i + 1, N_ARTISTS)
-             if i % N_GROUPS == j % N_GROUPS and j - i <= 12]
+    _write(
+        folder / "artists.csv",
+        ["mbid", "name", "allmusic_id", "split"],
+        [[mbid(i), f"Artist {i}", f"mn{i:010d}", "train" if i % 5 else "val"] for i in range(N_ARTISTS)],
+    )
+    edges = [
+        [mbid(i), mbid(j)]
+        for i in range(N_ARTISTS)
+        for j in range(i + 1, N_ARTISTS)
+        if i % N_GROUPS == j % N_GROUPS and j - i <= 12
+    ]
     _write(folder / "similar.csv", ["mbid_a", "mbid_b"], edges)
     lastfm = [[100 + i, f"Artist {i}", mbid(i)] for i in range(30)] + [[205, "Artist 5 (again)", mbid(5)]]
     lastfm += [[900 + j, f"Stranger {j}", ""] for j in range(10)]

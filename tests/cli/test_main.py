@@ -14,6 +14,8 @@ SUBCOMMANDS = [
     ["run"],
     ["catalog", "synthetic"],
     ["catalog", "validate"],
+    ["evaluate", "olga"],
+    ["evaluate", "olga-search"],
     ["train"],
     ["export"],
     ["build-index"],

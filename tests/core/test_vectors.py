@@ -42,3 +42,15 @@ def test_fuse_is_invariant_to_input_scale() -> None:
 def test_fuse_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="fuse expects"):
         fuse(np.zeros((2, 3, 4)), np.zeros((3, 2), dtype=bool))
+
+
+def test_hub_penalty_forms_give_cosine_minus_penalty() -> None:
+    from core.vectors import as_candidates, as_queries, hub_penalty
+
+    rng = np.random.default_rng(0)
+    cands, queries = l2_normalize(rng.normal(size=(6, 4))), l2_normalize(rng.normal(size=(3, 4)))
+    sims = np.array([[0.9, 0.5], [0.2, 0.2], [0.0, 0.4], [1.0, 1.0], [0.3, 0.1], [0.6, 0.2]])
+    penalty = hub_penalty(sims, beta=0.5)
+    np.testing.assert_allclose(penalty, 0.25 * sims.mean(axis=1), rtol=1e-6)
+    scores = as_queries(queries) @ as_candidates(cands, penalty).T
+    np.testing.assert_allclose(scores, queries @ cands.T - penalty[None, :], atol=1e-6)

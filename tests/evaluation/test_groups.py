@@ -18,7 +18,13 @@ def test_entropy_of_known_distributions() -> None:
 
 def test_subsets_and_groups() -> None:
     assert subsets(["audio", "cf", "tag"]) == [
-        ("audio",), ("cf",), ("tag",), ("audio", "cf"), ("audio", "tag"), ("cf", "tag"), ("audio", "cf", "tag"),
+        ("audio",),
+        ("cf",),
+        ("tag",),
+        ("audio", "cf"),
+        ("audio", "tag"),
+        ("cf", "tag"),
+        ("audio", "cf", "tag"),
     ]
     groups = assign_groups(np.arange(30), 7)
     assert [len(g) for g in groups] == [4] * 7

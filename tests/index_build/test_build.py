@@ -46,12 +46,33 @@ def test_every_artist_with_a_modality_is_indexed_with_the_fused_vector(built: Bu
 def test_faiss_results_equal_brute_force(built: Built) -> None:
     loaded = load_index(built.index)
     vectors = vectors_of(loaded, np.arange(len(loaded)))
+    assert loaded.hub_beta > 0 and loaded.index.d == vectors.shape[1] + 1
     queries = vectors[:50]
-    scores, ids = loaded.index.search(queries, 20)
-    brute = queries @ vectors.T  # (50, N)
-    expected_scores = -np.sort(-brute, axis=1)[:, :20]
-    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
-    # Where scores are not tied, the ids agree too.
+    cosines, ids = loaded.search(queries, 20)
+    brute = queries @ vectors.T - loaded.penalty[None, :]  # (50, N): cosine minus the hub penalty
+    expected = -np.sort(-brute, axis=1)[:, :20]
+    np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), expected, atol=1e-5)  # same ranking
+    np.testing.assert_allclose(cosines, np.take_along_axis(queries @ vectors.T, ids, axis=1), atol=1e-5)
+
+
+def test_hub_penalty_is_half_beta_times_mean_neighbour_cosine(built: Built) -> None:
+    loaded = load_index(built.index)
+    vectors = vectors_of(loaded, np.arange(len(loaded)))
+    k, beta = int(loaded.manifest.hub["k"]), loaded.hub_beta
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    top = -np.sort(-sims, axis=1)[:, :k]
+    np.testing.assert_allclose(loaded.penalty, beta / 2 * top.mean(axis=1), atol=1e-5)
+
+
+def test_without_hub_penalty_the_index_ranks_by_cosine(built: Built, tmp_path: Path) -> None:
+    build_index(built.catalog, built.model, tmp_path / "plain", progress=False, hub_beta=0.0)
+    loaded = load_index(tmp_path / "plain")
+    vectors = vectors_of(loaded, np.arange(len(loaded)))
+    assert loaded.index.d == vectors.shape[1] and not loaded.penalty.any()
+    scores, ids = loaded.search(vectors[:30], 10)
+    brute = vectors[:30] @ vectors.T
+    np.testing.assert_allclose(scores, -np.sort(-brute, axis=1)[:, :10], atol=1e-5)
     np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), scores, atol=1e-5)
 
 
