@@ -53,12 +53,17 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         help="train on artists with at least this many modalities (default 2; the paper: 3)",
     )
     group.add_argument("--seed", type=int, help="random seed (default 0)")
+    group.add_argument(
+        "--subset-weight",
+        type=float,
+        help="weight of the loss between fuses of random modality halves (default 0, off)",
+    )
 
 
 def _train_config(args: argparse.Namespace) -> Any:
     from model_export.config import TrainConfig
 
-    names = ("epochs", "batch_size", "lr", "temperature", "patience", "min_modalities", "seed")
+    names = ("epochs", "batch_size", "lr", "temperature", "patience", "min_modalities", "seed", "subset_weight")
     return TrainConfig(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 

@@ -182,8 +182,12 @@ def plots(out_dir: Path, metrics: dict[str, Any]) -> None:
 
     groups = metrics["modality_groups"]
     labels = metrics["modality_group_names"]
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 3.6))
-    for ax, (name, g) in zip(np.atleast_1d(axes), groups.items(), strict=True):
+    cols = 4
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(groups) :]:
+        ax.axis("off")
+    for ax, (name, g) in zip(axes.ravel(), groups.items(), strict=False):
         ax.imshow(np.array(g["matrix"]), vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"{name}\nentropy {g['entropy']:.2f}", fontsize=9)
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)

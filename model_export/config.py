@@ -28,6 +28,7 @@ class TrainConfig:
     )
     tag_width: int = 256  # tag encoder: self-attention width
     tag_heads: int = 4  # tag encoder: attention heads
+    subset_weight: float = 0.0  # weight of the loss between fuses of random modality halves (cmar; 0 = paper)
     centre: bool = True  # after training, remove each modality's mean output (cmar; not in the paper)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into the manifest
 

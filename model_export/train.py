@@ -23,7 +23,7 @@ from core.vectors import fuse, l2_normalize
 from model_export.config import TrainConfig
 from model_export.encoders import CrossModalModel
 from model_export.inputs import ModalityInputs, encode_rows
-from model_export.loss import multimodal_loss
+from model_export.loss import multimodal_loss, subset_loss
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) ->
         raise CmarError(f"training needs at least two modalities; the catalogue has {', '.join(catalog.modalities)}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
     train_rows, val_rows = split_rows(catalog, config)
     model = CrossModalModel(catalog.input_dims(), config)
     inputs = ModalityInputs(catalog, config.max_tags)
@@ -88,6 +89,8 @@ def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) ->
                 continue
             embeddings, present = encode_rows(model, inputs, rows)
             loss, _ = multimodal_loss(embeddings, present, config.temperature)
+            if config.subset_weight > 0:
+                loss = loss + config.subset_weight * subset_loss(embeddings, present, config.temperature, generator)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

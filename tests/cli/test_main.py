@@ -86,3 +86,11 @@ def test_parser_knows_every_documented_command() -> None:
     parser = build_parser()
     args = parser.parse_args(["run", "--workdir", "w", "--no-serve", "--skip-existing", "--epochs", "2"])
     assert args.no_serve and args.skip_existing and args.epochs == 2
+
+
+def test_evaluate_olga_bad_folder_and_queries_file(tmp_path: Path) -> None:
+    _one_line_error(_run("evaluate", "olga", str(tmp_path / "nope"), "--out", str(tmp_path / "r")), 1, "no such folder")
+    (tmp_path / "olga").mkdir()
+    _one_line_error(
+        _run("evaluate", "olga", str(tmp_path / "olga"), "--out", str(tmp_path / "r")), 1, "artists.csv: missing"
+    )

@@ -55,3 +55,44 @@ def test_missing_modalities_are_left_out_of_each_pair() -> None:
     # Garbage in the rows of absent modalities changes nothing.
     emb["tag"][:3] = 100.0
     assert float(multimodal_loss(emb, present, 0.1)[0]) == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_random_halves_are_disjoint_non_empty_and_cover_the_modalities() -> None:
+    from model_export.loss import random_halves
+
+    gen = torch.Generator().manual_seed(0)
+    has = torch.rand(3, 500, generator=gen) < 0.7
+    left, right = random_halves(has, gen)
+    assert not (left & right).any()
+    assert torch.equal(left | right, has)
+    two_or_more = has.sum(dim=0) >= 2
+    assert left.any(dim=0)[two_or_more].all() and right.any(dim=0)[two_or_more].all()
+    # Both ways of splitting a 3-modality artist (1 vs 2 and 2 vs 1) occur.
+    full = has.all(dim=0)
+    assert set(left[:, full].sum(dim=0).tolist()) == {1, 2}
+
+
+def test_fuse_torch_equals_core_fuse() -> None:
+    import numpy as np
+
+    from core.vectors import fuse
+    from model_export.loss import fuse_torch
+
+    gen = torch.Generator().manual_seed(1)
+    emb = F.normalize(torch.randn(3, 10, 6, generator=gen), dim=-1)
+    has = torch.rand(3, 10, generator=gen) < 0.6
+    has[0] = True
+    np.testing.assert_allclose(fuse_torch(emb, has).numpy(), fuse(emb.numpy(), has.numpy()), atol=1e-6)
+
+
+def test_subset_loss_is_lower_when_halves_agree() -> None:
+    from model_export.loss import subset_loss
+
+    gen = torch.Generator().manual_seed(2)
+    base = F.normalize(torch.randn(16, 8, generator=gen), dim=-1)
+    present = {n: torch.ones(16, dtype=torch.bool) for n in ("audio", "cf", "tag")}
+    agree = {n: base for n in present}
+    disagree = {n: F.normalize(torch.randn(16, 8, generator=gen), dim=-1) for n in present}
+    low = float(subset_loss(agree, present, 0.1, torch.Generator().manual_seed(0)))
+    high = float(subset_loss(disagree, present, 0.1, torch.Generator().manual_seed(0)))
+    assert low < high
