@@ -37,22 +37,16 @@ def entropy(distribution: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def modality_groups(
+def _one_split(
     methods: dict[str, Method],
     names: list[str],
-    full: np.ndarray,
+    groups: list[np.ndarray],
     n_artists: int,
-    k: int = 5,
-    seed: int = 0,
-    hubs: dict[str, Hub] | None = None,
-) -> dict[str, Any]:
-    """The 7x7 share matrix and mean entropy of every method.
-
-    Row g of the share matrix: of all top-k results of the queries in group g, the share that
-    belongs to each group. A group a method cannot query gets an all-zero row, entropy 0.
-    """
+    k: int,
+    hubs: dict[str, Hub],
+) -> dict[str, np.ndarray]:
+    """The share matrix of every method for one assignment of artists to groups."""
     groups_subsets = subsets(names)
-    groups = assign_groups(full, len(groups_subsets), seed)
     group_of = np.full(n_artists, -1)
     keeps: dict[str, np.ndarray] = {name: np.zeros(n_artists, dtype=bool) for name in names}
     for g, (rows, subset) in enumerate(zip(groups, groups_subsets, strict=True)):
@@ -60,7 +54,7 @@ def modality_groups(
         for name in subset:
             keeps[name][rows] = True
     members = np.concatenate(groups)
-    out: dict[str, Any] = {"groups": ["+".join(s) for s in groups_subsets], "group_size": len(groups[0])}
+    out = {}
     for method_name, method in methods.items():
         vectors, can = method(keeps)
         pool = members[can[members]]
@@ -69,11 +63,45 @@ def modality_groups(
             queries = rows[can[rows]]
             if queries.size == 0 or pool.size < 2:
                 continue
-            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, (hubs or {}).get(method_name))
+            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, hubs.get(method_name))
             found = group_of[retrieved[retrieved >= 0]]
             matrix[g] = np.bincount(found, minlength=len(groups)) / max(found.size, 1)
-        out[method_name] = {
-            "matrix": matrix.round(4).tolist(),
-            "entropy": float(np.mean([entropy(row) for row in matrix])),
+        out[method_name] = matrix
+    return out
+
+
+def modality_groups(
+    methods: dict[str, Method],
+    names: list[str],
+    full: np.ndarray,
+    n_artists: int,
+    k: int = 5,
+    seed: int = 0,
+    hubs: dict[str, Hub] | None = None,
+    n_splits: int = 5,
+) -> dict[str, Any]:
+    """The 7x7 share matrix and mean entropy of every method, averaged over random splits.
+
+    Row g of the share matrix: of all top-k results of the queries in group g, the share that
+    belongs to each group. A group a method cannot query gets an all-zero row, entropy 0. The
+    entropy is the mean over the 7 query groups; with ~90 artists a group one split is noisy,
+    so it is averaged over `n_splits` random assignments of artists to groups (its spread is
+    reported as `entropy_sd`), and the matrix is the mean of the splits' matrices.
+    """
+    groups_subsets = subsets(names)
+    n_groups = len(groups_subsets)
+    matrices: dict[str, list[np.ndarray]] = {name: [] for name in methods}
+    for split in range(n_splits):
+        groups = assign_groups(full, n_groups, seed + split)
+        for name, matrix in _one_split(methods, names, groups, n_artists, k, hubs or {}).items():
+            matrices[name].append(matrix)
+    out: dict[str, Any] = {"groups": ["+".join(s) for s in groups_subsets], "group_size": len(full) // n_groups}
+    for name, mats in matrices.items():
+        entropies = [float(np.mean([entropy(row) for row in m])) for m in mats]
+        out[name] = {
+            "matrix": np.mean(mats, axis=0).round(4).tolist(),
+            "entropy": float(np.mean(entropies)),
+            "entropy_sd": float(np.std(entropies)),
+            "n_splits": n_splits,
         }
     return out

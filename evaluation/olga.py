@@ -19,6 +19,7 @@ from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
 from core.errors import CmarError
 from core.vectors import fuse
+from evaluation import alignment
 from evaluation.baselines import concatenated, fit_projection
 from evaluation.groups import Method, modality_groups, subsets
 from evaluation.retrieval import EdgeTruth, evaluate_method
@@ -173,8 +174,15 @@ def run(
 
     group_methods = methods | {"contrastive (cosine)": methods["contrastive"]}
     groups = modality_groups(group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs)
+    cluster = {name: alignment.clusters(vectors, can, data.edges) for name, (vectors, can) in variants.items()}
+    raw_ndcg = {name: r["ndcg"] for name, r in settings["raw"]["methods"].items()}
     metrics: dict[str, Any] = {
         "settings": settings,
+        "alignment": {
+            "cross_modal": alignment.cross_modal(encodings, organic, data.plays),
+            "clusters": cluster,
+            "clusters_vs_ndcg": alignment.method_ranking_tau(raw_ndcg, {n: c["ratio"] for n, c in cluster.items()}),
+        },
         "modality_groups": {k: v for k, v in groups.items() if isinstance(v, dict)},
         "modality_group_names": groups["groups"],
         "modality_group_size": groups["group_size"],
