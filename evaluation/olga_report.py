@@ -107,7 +107,8 @@ def claims(metrics: dict[str, Any]) -> list[str]:
     out.append(gini_line)
     top = max((n for n in groups if n in ("contrastive", *BASELINES)), key=lambda n: groups[n]["entropy"])
     out.append(
-        f"\n**(c) It has the highest modality-group entropy of the paper's methods: {'holds' if top == 'contrastive' else 'fails'}.** "
+        "\n**(c) It has the highest modality-group entropy of the paper's methods: "
+        f"{'holds' if top == 'contrastive' else 'fails'}.** "
         + "; ".join(f"{n} {g['entropy']:.3f}" for n, g in groups.items())
         + f" (maximum ln 7 = {np.log(7):.3f})."
     )
