@@ -174,6 +174,9 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
     weights = table.column("weight").cast(pa.float32()).fill_null(1.0).to_numpy().astype(np.float32)
     if not np.isfinite(weights).all():
         raise CmarError(f"{path}: column weight holds NaN or infinity")
+    if (weights <= 0).any():
+        row = int(np.flatnonzero(weights <= 0)[0])
+        raise CmarError(f"{path}: weight must be > 0; row {row} ({keys[row]}, {tags[row]!r}) has {weights[row]:g}")
     pairs = rows * len(vocab) + items
     if np.unique(pairs).size != pairs.size:
         raise CmarError(f"{path}: an artist lists the same tag twice; merge their weights into one row")

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.modalities import MODALITY_NAMES
+from core.vectors import item_weights
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -71,10 +72,13 @@ class SetTable:
         np.add.at(totals, owners, self.weights)
         return (sums / np.maximum(totals, 1e-12)[:, None]).astype(np.float32)
 
-    def padded_vectors(self, rows: npt.ArrayLike, max_items: int) -> tuple[FloatArray, BoolArray]:
-        """The vectors of each artist's top items (B, T, d) and their mask (B, T)."""
+    def padded_inputs(self, rows: npt.ArrayLike, max_items: int) -> tuple[FloatArray, FloatArray]:
+        """Set-encoder inputs of `rows`: top items' vectors (B, T, d) and pooling weights (B, T), 0 = padding."""
         ids, mask = self.top_items(rows, max_items)
-        return self.vocab_vectors[ids] * mask[:, :, None], mask
+        rows = np.asarray(rows, dtype=np.int64)
+        positions = np.where(mask, self.indptr[rows][:, None] + np.arange(max_items)[None, :], 0)
+        weights = np.where(mask, item_weights(self.weights[positions]) if self.weights.size else 0, 0)
+        return self.vocab_vectors[ids] * mask[:, :, None], weights.astype(np.float32)
 
 
 Table = VectorTable | SetTable

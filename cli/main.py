@@ -27,6 +27,11 @@ EXTRAS = {  # module -> the extra that installs it
     "fastapi": "serve",
     "uvicorn": "serve",
     "pydantic_settings": "serve",
+    "implicit": "eval",
+    "sklearn": "eval",
+    "scipy": "eval",
+    "matplotlib": "eval",
+    "threadpoolctl": "eval",
 }
 
 

@@ -22,7 +22,7 @@ def vocab_vectors_file(modality: str) -> str:
 # ONNX input and output names.
 VECTOR_INPUT = "x"
 SET_INPUT = "items"
-SET_MASK = "mask"
+SET_WEIGHTS = "weights"  # (B, T) pooling weights of the items; 0 marks padding
 ENCODER_OUTPUT = "embedding"
 
 # Checkpoint folder (written by `cmar train`).

@@ -34,6 +34,14 @@ def fuse(vectors: npt.ArrayLike, present: npt.ArrayLike) -> FloatArray:
     return l2_normalize(mean)
 
 
+def item_weights(weights: npt.ArrayLike) -> FloatArray:
+    """Pooling weight of set items (tags): log(1 + weight); 0 marks padding.
+
+    The log keeps one heavily used tag from drowning the others, as tf-idf-like weightings do.
+    """
+    return np.log1p(np.maximum(np.asarray(weights, dtype=np.float32), 0)).astype(np.float32)
+
+
 def hub_penalty(neighbour_sims: npt.ArrayLike, beta: float) -> FloatArray:
     """Each candidate's penalty: beta/2 times its mean cosine to its k nearest neighbours, (N, k) -> (N,).
 

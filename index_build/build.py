@@ -68,8 +68,8 @@ def encode_catalog(
             if isinstance(table, VectorTable):
                 stack[m, where] = model.encode_vectors(name, table.values[batch[where]])
             else:
-                items, mask = table.padded_vectors(batch[where], model.manifest.max_tags)
-                stack[m, where] = model.encode_set(name, items, mask)
+                items, weights = table.padded_inputs(batch[where], model.manifest.max_tags)
+                stack[m, where] = model.encode_set(name, items, weights)
         out[begin : begin + batch.size] = fuse(stack, present)
         bar.update(batch.size)
     bar.close()

@@ -84,11 +84,11 @@ class OnnxModel:
         feeds = {self.sessions[name].get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)}
         return np.asarray(self.sessions[name].run([ENCODER_OUTPUT], feeds)[0])
 
-    def encode_set(self, name: str, items: FloatArray, mask: np.ndarray) -> FloatArray:
-        """(B, T, d) item vectors and (B, T) mask of a set modality -> (B, D) unit vectors."""
+    def encode_set(self, name: str, items: FloatArray, weights: np.ndarray) -> FloatArray:
+        """(B, T, d) item vectors and (B, T) pooling weights (0 = padding) of a set modality -> (B, D)."""
         inputs = self.sessions[name].get_inputs()
         feeds = {
             inputs[0].name: np.ascontiguousarray(items, dtype=np.float32),
-            inputs[1].name: np.ascontiguousarray(mask, dtype=bool),
+            inputs[1].name: np.ascontiguousarray(weights, dtype=np.float32),
         }
         return np.asarray(self.sessions[name].run([ENCODER_OUTPUT], feeds)[0])

@@ -51,7 +51,7 @@ class VectorEncoder(Encoder):
 
 
 class TagEncoder(Encoder):
-    """Multi-head self-attention over an artist's tag vectors, masked mean pooling, projection."""
+    """Multi-head self-attention over an artist's tag vectors, weighted mean pooling, projection."""
 
     def __init__(self, in_dim: int, width: int, heads: int, out_dim: int) -> None:
         super().__init__()
@@ -63,8 +63,9 @@ class TagEncoder(Encoder):
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, out_dim)
 
-    def forward(self, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tags (B, T, in_dim), mask (B, T) bool -> (B, out_dim), unit length."""
+    def forward(self, tags: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """tags (B, T, in_dim), weights (B, T) >= 0 (0 = padding) -> (B, out_dim), unit length."""
+        mask = weights > 0  # (B, T)
         b, t, _ = tags.shape
         h = self.inp((tags - self.mean) / self.std)  # (B, T, W)
         w = h.shape[-1]
@@ -74,8 +75,8 @@ class TagEncoder(Encoder):
         scores = scores.masked_fill(~mask[:, None, None, :], -1e9)  # padded tags receive no attention
         attended = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, t, w)  # (B, T, W)
         h = self.norm(h + self.proj(attended))
-        weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
-        pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, W)
+        pool = weights.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
+        pooled = (h * pool).sum(dim=1) / pool.sum(dim=1).clamp_min(1e-6)  # (B, W)
         return self._output(self.out(pooled))
 
 

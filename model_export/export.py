@@ -17,7 +17,7 @@ import torch
 from core.artifacts import (
     ENCODER_OUTPUT,
     SET_INPUT,
-    SET_MASK,
+    SET_WEIGHTS,
     VECTOR_INPUT,
     onnx_file,
     vocab_names_file,
@@ -46,7 +46,8 @@ def example_inputs(
     items = mean + std * torch.randn(batch, max_tags, mean.shape[0], generator=gen)
     lengths = torch.randint(1, max_tags + 1, (batch,), generator=gen)
     mask = torch.arange(max_tags)[None, :] < lengths[:, None]
-    return items * mask[..., None], mask
+    weights = mask * (0.5 + 3 * torch.rand(batch, max_tags, generator=gen))
+    return items * mask[..., None], weights
 
 
 def _export_one(encoder: Encoder, kind: ModalityKind, path: Path, max_tags: int) -> None:
@@ -57,9 +58,9 @@ def _export_one(encoder: Encoder, kind: ModalityKind, path: Path, max_tags: int)
         names = [VECTOR_INPUT]
         shapes: dict[str, Any] = {"x": {0: batch}}
     else:
-        names = [SET_INPUT, SET_MASK]
+        names = [SET_INPUT, SET_WEIGHTS]
         length = torch.export.Dim("length")
-        shapes = {"tags": {0: batch, 1: length}, "mask": {0: batch, 1: length}}
+        shapes = {"tags": {0: batch, 1: length}, "weights": {0: batch, 1: length}}
     # The exporter prints its progress and warns about its own internals; keep the CLI's output clean.
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level

@@ -22,21 +22,22 @@ class ModalityInputs:
             if isinstance(table, VectorTable):
                 self._vectors[name] = torch.from_numpy(table.values)
             elif isinstance(table, SetTable):
-                ids, mask = table.top_items(everyone, max_tags)
+                ids, _ = table.top_items(everyone, max_tags)
+                _, weights = table.padded_inputs(everyone, max_tags)
                 vocab = torch.from_numpy(table.vocab_vectors)
-                self._sets[name] = (vocab, torch.from_numpy(ids), torch.from_numpy(mask))
+                self._sets[name] = (vocab, torch.from_numpy(ids), torch.from_numpy(weights))
 
     def names(self) -> list[str]:
         """Modalities in catalogue order."""
         return list(self.present)
 
     def gather(self, name: str, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Encoder inputs of `rows` for one modality: (x,) or (items, mask)."""
+        """Encoder inputs of `rows` for one modality: (x,) or (items, weights)."""
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         if name in self._vectors:
             return (self._vectors[name][index],)
-        vocab, ids, mask = self._sets[name]
-        return vocab[ids[index]], mask[index]
+        vocab, ids, weights = self._sets[name]
+        return vocab[ids[index]] * (weights[index] > 0).unsqueeze(-1), weights[index]
 
     def fit_standardisation(self, model: CrossModalModel) -> None:
         """Set each encoder's input mean and std from the artists (or vocabulary items) that have it."""

@@ -75,11 +75,14 @@ def _row_of(artifacts: Artifacts, artist_id: str) -> int:
     return row
 
 
-def _query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+SetInputs = dict[str, tuple[np.ndarray, np.ndarray]]  # modality -> (item vectors (T, d), raw weights (T,))
+
+
+def _query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray], SetInputs, list[str]]:
     """Check a cold-start query against the model and turn it into encoder inputs."""
     model = artifacts.model
     vectors: dict[str, np.ndarray] = {}
-    sets: dict[str, np.ndarray] = {}
+    sets: SetInputs = {}
     unknown_tags: list[str] = []
     for name, value in query.given().items():
         loc: list[str | int] = ["body", name]
@@ -89,15 +92,18 @@ def _query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarra
         if model.kind(name) is ModalityKind.VECTOR:
             vectors[name] = _finite(loc, value, dim)
             continue
-        if isinstance(value[0], str):
+        if isinstance(value, dict) or isinstance(value[0], str):
+            weighted = value if isinstance(value, dict) else dict.fromkeys(value, 1.0)
             vocab = model.vocabularies[name]
-            known = list(dict.fromkeys(t for t in value if t in vocab.index))
-            unknown_tags = [t for t in value if t not in vocab.index]
+            known = [t for t in weighted if t in vocab.index]
+            unknown_tags = [t for t in weighted if t not in vocab.index]
             if not known:
-                raise unprocessable(loc, f"none of the {len(value)} tag name(s) is in the model's vocabulary")
-            sets[name] = vocab.vectors[[vocab.index[t] for t in known]]
+                raise unprocessable(loc, f"none of the {len(weighted)} tag name(s) is in the model's vocabulary")
+            order = sorted(known, key=lambda t: -weighted[t])  # heaviest first, as in the catalogue
+            sets[name] = (vocab.vectors[[vocab.index[t] for t in order]], np.array([weighted[t] for t in order]))
         else:
-            sets[name] = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
+            items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
+            sets[name] = (items, np.ones(len(items)))
     return vectors, sets, unknown_tags
 
 

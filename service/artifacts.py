@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.modalities import ModalityKind
-from core.vectors import FloatArray, fuse
+from core.vectors import FloatArray, fuse, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
 from service.settings import Settings
@@ -49,10 +49,13 @@ class Artifacts:
         """The k nearest artists to an indexed artist, the artist itself excluded."""
         return self.search(vectors_of(self.index, np.array([row]))[0], k, exclude=row)
 
-    def encode_query(self, vectors: dict[str, FloatArray], sets: dict[str, FloatArray]) -> FloatArray:
+    def encode_query(
+        self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]
+    ) -> FloatArray:
         """Encode and fuse a cold-start query.
 
-        vectors: modality -> (d,) input vector. sets: modality -> (T, d) item vectors.
+        vectors: modality -> (d,) input vector. sets: modality -> (T, d) item vectors, heaviest
+        first, and their (T,) raw weights; only the first `max_tags` are used.
         Returns the fused (D,) unit vector.
         """
         names = [*vectors, *sets]
@@ -61,6 +64,6 @@ class Artifacts:
             if self.model.kind(name) is ModalityKind.VECTOR:
                 stack[m] = self.model.encode_vectors(name, vectors[name][None, :])
             else:
-                items = sets[name][: self.model.manifest.max_tags]
-                stack[m] = self.model.encode_set(name, items[None], np.ones((1, len(items)), dtype=bool))
+                items, weights = (part[: self.model.manifest.max_tags] for part in sets[name])
+                stack[m] = self.model.encode_set(name, items[None], item_weights(weights[None]))
         return fuse(stack, np.ones((len(names), 1), dtype=bool))[0]

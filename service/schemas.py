@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, create_model, model_validator
 
 from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
 from service.settings import MAX_K
 
 Vector = list[FiniteFloat]
-SetItems = list[str] | list[Vector]
+SetItems = list[str] | list[Vector] | dict[str, PositiveFloat]
 
 
 class _QueryBase(BaseModel):
@@ -43,7 +43,12 @@ def _modality_field(kind: ModalityKind, description: str) -> Any:
         return (Vector | None, Field(None, min_length=1, description=f"{description}: one vector"))
     return (
         SetItems | None,
-        Field(None, min_length=1, description=f"{description}: names in the model's vocabulary, or vectors"),
+        Field(
+            None,
+            min_length=1,
+            description=f"{description}: names in the model's vocabulary (each weighing 1), "
+            "an object of names and weights (e.g. how many listeners used each tag), or vectors",
+        ),
     )
 
 

@@ -124,3 +124,18 @@ def test_not_parquet_and_no_modality(folder: Path) -> None:
         (folder / name).unlink()
     with pytest.raises(CmarError, match="no modality table found"):
         read_catalog(folder)
+
+
+def test_tag_weight_must_be_positive(folder: Path) -> None:
+    _write(folder / "tag.parquet", {"artist_id": ["a"], "tag": ["rock"], "weight": [0.0]})
+    with pytest.raises(CmarError, match=r"tag\.parquet: weight must be > 0; row 0 \(a, 'rock'\) has 0"):
+        read_catalog(folder)
+
+
+def test_padded_inputs_weigh_tags_by_log_weight() -> None:
+    tag = _small().modalities["tag"]
+    assert isinstance(tag, SetTable)
+    items, weights = tag.padded_inputs(np.arange(3), 3)
+    np.testing.assert_allclose(weights, [[np.log1p(5), np.log1p(2), 0], [np.log1p(1), 0, 0], [0, 0, 0]], rtol=1e-6)
+    np.testing.assert_array_equal(items[0, 0], tag.vocab_vectors[1])  # jazz, the heaviest, first
+    assert not items[0, 2].any() and not items[2].any()

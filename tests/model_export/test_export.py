@@ -38,14 +38,20 @@ def test_onnx_runtime_matches_pytorch_on_catalogue_inputs(built: Built) -> None:
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
-def test_tag_encoder_set_length_is_dynamic_and_padding_is_ignored(built: Built) -> None:
+def test_tag_encoder_set_length_is_dynamic_padding_ignored_weights_used(built: Built) -> None:
     session = ort.InferenceSession(str(built.model / onnx_file("tag")))
+    assert [i.name for i in session.get_inputs()] == ["items", "weights"]
     rng = np.random.default_rng(0)
     items = rng.normal(size=(3, 5, session.get_inputs()[0].shape[2])).astype(np.float32)
-    mask = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=bool)
-    full = session.run(None, {"items": items, "mask": mask})[0]
-    short = session.run(None, {"items": items[:, :2], "mask": mask[:, :2]})[0]  # another set length
+    weights = np.array([[1, 1, 0, 0, 0], [1, 2, 1, 3, 1], [0.7, 0, 0, 0, 0]], dtype=np.float32)
+    full = session.run(None, {"items": items, "weights": weights})[0]
+    short = session.run(None, {"items": items[:, :2], "weights": weights[:, :2]})[0]  # another set length
     np.testing.assert_allclose(full[[0, 2]], short[[0, 2]], atol=1e-5)
     garbage = items.copy()
-    garbage[0, 2:] = 1e3  # values behind the mask must not matter
-    np.testing.assert_allclose(session.run(None, {"items": garbage, "mask": mask})[0][0], full[0], atol=1e-5)
+    garbage[0, 2:] = 1e3  # values behind zero weights must not matter
+    np.testing.assert_allclose(session.run(None, {"items": garbage, "weights": weights})[0][0], full[0], atol=1e-5)
+    heavier = weights.copy()
+    heavier[1, 3] = 30.0  # one tag weighing more moves the embedding
+    assert not np.allclose(session.run(None, {"items": items, "weights": heavier})[0][1], full[1], atol=1e-3)
+    scaled = session.run(None, {"items": items, "weights": weights * 4})[0]  # only relative weights matter
+    np.testing.assert_allclose(scaled, full, atol=1e-5)
