@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from cli.commands import (
+    cmd_build_index,
+    cmd_catalog_synthetic,
+    cmd_catalog_validate,
+    cmd_evaluate_olga,
+    cmd_evaluate_olga_search,
+    cmd_evaluate_synthetic,
+    cmd_export,
+    cmd_run,
+    cmd_serve,
+    cmd_train,
+)
 from core.errors import CmarError
 
 log = logging.getLogger("cmar")
@@ -63,13 +74,6 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="weight of the loss between fuses of random modality halves (default 0, off)",
     )
-
-
-def _train_config(args: argparse.Namespace) -> Any:
-    from model_export.config import TrainConfig
-
-    names = ("epochs", "batch_size", "lr", "temperature", "patience", "min_modalities", "seed", "subset_weight")
-    return TrainConfig(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,156 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
     p.set_defaults(func=cmd_evaluate_olga_search)
     return parser
-
-
-def _progress() -> bool:
-    return logging.getLogger().level <= logging.INFO
-
-
-def cmd_catalog_synthetic(args: argparse.Namespace) -> None:
-    """Write a synthetic catalogue."""
-    from catalog.synthetic import SyntheticSpec, write_synthetic
-
-    spec = SyntheticSpec(n_artists=args.n_artists, n_styles=args.n_styles, seed=args.seed)
-    if spec.n_artists < 2 or spec.n_styles < 1:
-        raise CmarError("--n-artists must be >= 2 and --n-styles >= 1")
-    write_synthetic(args.out, spec)
-    log.info("synthetic catalogue of %d artists written to %s", spec.n_artists, args.out)
-
-
-def cmd_catalog_validate(args: argparse.Namespace) -> None:
-    """Validate a catalogue and log what it holds."""
-    from catalog.io import read_catalog
-
-    catalog = read_catalog(args.folder)
-    present = catalog.present()
-    log.info(
-        "%s: %d artists; %s; %d with no modality",
-        args.folder,
-        catalog.n_artists,
-        ", ".join(f"{n}: {t.present.sum()} (dim {t.dim})" for n, t in catalog.modalities.items()),
-        int((~present.any(axis=0)).sum()),
-    )
-
-
-def cmd_train(args: argparse.Namespace) -> None:
-    """Train and write a checkpoint."""
-    from model_export.train import train
-
-    train(args.catalog, args.out, _train_config(args), progress=_progress())
-
-
-def cmd_export(args: argparse.Namespace) -> None:
-    """Export a checkpoint to ONNX."""
-    from model_export.export import export
-
-    export(args.checkpoint, args.out)
-
-
-def cmd_build_index(args: argparse.Namespace) -> None:
-    """Build an index."""
-    from index_build.build import build_index
-
-    if args.batch_size < 1:
-        raise CmarError("--batch-size must be >= 1")
-    build_index(args.catalog, args.model, args.out, batch_size=args.batch_size, progress=_progress())
-
-
-def _free_port(host: str, port: int) -> int:
-    """`port` if it can be bound on `host` (any free port for 0); a CmarError if it is taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise CmarError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
-        return int(sock.getsockname()[1])
-
-
-def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port: int | None) -> None:
-    """Verify the artifacts, then run the API under uvicorn until interrupted."""
-    import uvicorn
-
-    from service.app import create_app
-    from service.artifacts import Artifacts
-    from service.settings import load_settings
-
-    overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    artifacts = Artifacts.load(settings)  # refuse to start, with one line, if anything does not verify
-    bound = _free_port(settings.host, settings.port)
-    log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
-    uvicorn.run(create_app(settings, artifacts), host=settings.host, port=bound, log_level=settings.log_level)
-
-
-def cmd_serve(args: argparse.Namespace) -> None:
-    """Serve the API."""
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise CmarError("--port must be between 0 and 65535")
-    serve(args.model, args.index, args.host, args.port)
-
-
-def cmd_run(args: argparse.Namespace) -> None:
-    """The main job."""
-    from cli.pipeline import Workdir, artifacts_ready, build_artifacts
-
-    work = Workdir(args.workdir)
-    catalog = args.catalog
-    if catalog is not None and not catalog.is_dir():
-        raise CmarError(f"{catalog}: no such catalogue folder")
-    if catalog is None:
-        from catalog.synthetic import SyntheticSpec, write_synthetic
-
-        write_synthetic(work.catalog, SyntheticSpec())
-        catalog = work.catalog
-        log.info("demo catalogue generated in %s", catalog)
-    if args.skip_existing and artifacts_ready(work, catalog):
-        log.info("artifacts in %s verify and match the catalogue; skipping the build", work.root)
-    else:
-        build_artifacts(catalog, work, _train_config(args), progress=_progress())
-    if not args.no_serve:
-        serve(work.model, work.index, args.host, args.port)
-
-
-def cmd_evaluate_synthetic(args: argparse.Namespace) -> None:
-    """Evaluate on a synthetic catalogue."""
-    from catalog.synthetic import SyntheticSpec
-    from evaluation.synthetic import run
-
-    run(
-        args.out,
-        SyntheticSpec(n_artists=args.n_artists, n_styles=args.n_styles, seed=args.data_seed),
-        _train_config(args),
-        progress=_progress(),
-    )
-    log.info("summary:\n%s", (args.out / "summary.md").read_text())
-
-
-def cmd_evaluate_olga(args: argparse.Namespace) -> None:
-    """Evaluate on an OLGA folder."""
-    from evaluation.olga import run
-
-    if not args.data_dir.is_dir():
-        raise CmarError(f"{args.data_dir}: no such folder")
-    run(
-        args.data_dir,
-        args.out,
-        _train_config(args),
-        queries_file=args.queries,
-        compare_full_coverage=not args.no_full_coverage_run,
-        progress=_progress(),
-    )
-    log.info("report: %s", args.out / "report.md")
-
-
-def cmd_evaluate_olga_search(args: argparse.Namespace) -> None:
-    """Run the documented searches on an OLGA folder."""
-    from evaluation.search import run, training_candidates
-
-    if not args.data_dir.is_dir():
-        raise CmarError(f"{args.data_dir}: no such folder")
-    candidates = {} if args.skip_training else training_candidates()
-    run(args.data_dir, args.out, candidates, featurizers=not args.skip_featurizers)
-    log.info("summary:\n%s", (args.out / "summary.md").read_text())
 
 
 def _configure_logging(verbose: bool, quiet: bool) -> None:
