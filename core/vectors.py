@@ -39,7 +39,7 @@ def item_weights(weights: npt.ArrayLike) -> FloatArray:
 
     The log keeps one heavily used tag from drowning the others, as tf-idf-like weightings do.
     """
-    return np.log1p(np.maximum(np.asarray(weights, dtype=np.float32), 0)).astype(np.float32)
+    return np.log1p(np.maximum(np.asarray(weights, dtype=np.float64), 0)).astype(np.float32)
 
 
 def hub_penalty(neighbour_sims: npt.ArrayLike, beta: float) -> FloatArray:

@@ -166,7 +166,15 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> ColdStartResponse:  # type: ignore[valid-type]
         """The k indexed artists most similar to an artist described by any subset of its modalities."""
         vectors, sets, unknown_tags = _query_inputs(artifacts, query)
-        hits = artifacts.search(artifacts.encode_query(vectors, sets), query.k)  # type: ignore[attr-defined]
+        encoded = artifacts.encode_query(vectors, sets)
+        if not np.isfinite(encoded).all() or not encoded.any():
+            given = ", ".join([*vectors, *sets])
+            raise unprocessable(
+                ["body"],
+                f"the model cannot encode these {given} values: they are far outside "
+                "the range of its training data (overflow)",
+            )
+        hits = artifacts.search(encoded, query.k)  # type: ignore[attr-defined]
         return ColdStartResponse(
             modalities=[*vectors, *sets],
             unknown_tags=unknown_tags,

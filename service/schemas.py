@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
 
 from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
 from service.settings import MAX_K
 
 Vector = list[FiniteFloat]
-SetItems = list[str] | list[Vector] | dict[str, PositiveFloat]
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+SetItems = list[str] | list[Vector] | dict[str, Weight]
 
 
 class _QueryBase(BaseModel):

@@ -130,6 +130,8 @@ def test_unknown_artist_is_404(client: TestClient) -> None:
         ),
         ({"tag": []}, ["body", "tag"], "at least 1 item"),
         ({"tag": {"style00-tag0": 0}}, ["body", "tag"], "greater than 0"),
+        ({"audio": [3e38] * 64}, ["body"], "far outside the range of its training data"),
+        ({"audio": [-3e38] * 64, "cf": [1e30] * 48}, ["body"], "far outside the range of its training data"),
         ({"tag": [[0.5] * 3]}, ["body", "tag", 0], "expected a vector of 32 numbers, got 3"),
         ({"tag": ["style00-tag0"], "k": 0}, ["body", "k"], "greater than or equal to 1"),
         ({"tag": ["style00-tag0"], "k": 1001}, ["body", "k"], "less than or equal to 1000"),
@@ -144,6 +146,15 @@ def test_bad_cold_start_queries_are_422_naming_the_field(
     # A value that fits none of a union's forms gets one entry per form; one of them says what is wrong.
     details = r.json()["detail"]
     assert any(d["loc"][: len(loc)] == loc and message in d["msg"] for d in details), details
+
+
+def test_huge_and_infinite_tag_weights(client: TestClient) -> None:
+    r = client.post("/similar", json={"tag": {"style00-tag0": 1e308, "style00-tag1": 1.0}})
+    assert r.status_code == 200 and len(r.json()["results"]) == 10
+    r = client.post(
+        "/similar", content=b'{"tag": {"style00-tag0": Infinity}}', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422 and any("finite" in d["msg"] for d in r.json()["detail"])
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
