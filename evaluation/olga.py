@@ -14,18 +14,16 @@ import pyarrow.csv as pacsv
 
 from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
-from catalog.olga import OlgaData, read_olga
+from catalog.olga import read_olga
 from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
 from core.errors import CmarError
 from core.vectors import fuse
 from evaluation import alignment
 from evaluation.baselines import concatenated, fit_projection
+from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.groups import Method, modality_groups, subsets
 from evaluation.retrieval import EdgeTruth, evaluate_method
-from index_build.build import encode_catalog
-from index_build.encoder import OnnxModel
-from index_build.index import load_index, vectors_of
 from model_export.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -46,31 +44,6 @@ def read_queries(path: Path, artist_ids: np.ndarray) -> np.ndarray:
         raise CmarError(f"{path}: expected a column named mbid")
     wanted = set(table.column("mbid").cast(pa.string()).to_pylist())
     return np.flatnonzero(np.isin(artist_ids, list(wanted)))
-
-
-def modality_encodings(model_dir: Path, data: OlgaData) -> dict[str, np.ndarray]:
-    """Every artist's modalities through the exported encoders, one at a time: name -> (N, D)."""
-    model = OnnxModel(model_dir)
-    catalog = data.catalog
-    out = {}
-    for name, table in catalog.modalities.items():
-        rows = np.flatnonzero(table.present)
-        vectors = np.zeros((catalog.n_artists, model.dim), dtype=np.float32)
-        vectors[rows] = encode_catalog(catalog, model, rows, [name], batch_size=4096, progress=False)
-        out[name] = vectors
-    return out
-
-
-def index_vectors(index_dir: Path, artist_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The product index's fused vectors aligned with catalogue rows, and which rows it holds."""
-    loaded = load_index(index_dir)
-    row_of = {a: i for i, a in enumerate(artist_ids)}
-    rows = np.asarray([row_of[a] for a in loaded.artist_ids])
-    vectors = np.zeros((len(artist_ids), loaded.manifest.embedding_dim), dtype=np.float32)
-    vectors[rows] = vectors_of(loaded, np.arange(len(loaded)))
-    held = np.zeros(len(artist_ids), dtype=bool)
-    held[rows] = True
-    return vectors, held
 
 
 def contrastive_method(encodings: dict[str, np.ndarray]) -> Method:
@@ -132,7 +105,7 @@ def run(
         n: t.values if isinstance(t, VectorTable) else data.tag_artist_vectors for n, t in catalog.modalities.items()
     }
     features = concatenated(raw, organic)
-    encodings = modality_encodings(work.model, data)
+    encodings = modality_encodings(catalog, work.model)
     methods: dict[str, Method] = {"contrastive": contrastive_method(encodings)}
     methods |= {f"single:{n}": single_method(raw, n) for n in names}
     methods |= {m: projection_method(raw, fit_projection(features, full, m, seed=config.seed)) for m in ("pca", "rand")}
@@ -141,7 +114,7 @@ def run(
         # ~10x fewer artists means ~10x fewer steps per epoch: give the paper's setting room to converge.
         paper = replace(config, min_modalities=3, epochs=config.epochs * 10, patience=config.patience * 3)
         build_artifacts(work.catalog, fc, paper, progress=progress)
-        methods["contrastive_full_coverage"] = contrastive_method(modality_encodings(fc.model, data))
+        methods["contrastive_full_coverage"] = contrastive_method(modality_encodings(catalog, fc.model))
 
     variants = {name: method(organic) for name, method in methods.items()}
     fused, held = index_vectors(work.index, catalog.artist_ids)

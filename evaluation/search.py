@@ -18,8 +18,9 @@ from catalog.io import write_catalog
 from catalog.olga import OlgaData, read_olga
 from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
+from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.groups import modality_groups
-from evaluation.olga import contrastive_method, index_vectors, modality_encodings
+from evaluation.olga import contrastive_method
 from evaluation.report import write_report
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K
@@ -97,7 +98,7 @@ def score_contrastive(
         queries = pool[truth.n_relevant(pool, pool) > 0]
         result, _ = evaluate_method(truth, queries, fused, held, pool, K, hub)
         out[setting] = {"ndcg": result["ndcg"], "ndcg_ci": result["ndcg_ci"], "gini": result["gini"]}
-    method = contrastive_method(modality_encodings(work.model, data))
+    method = contrastive_method(modality_encodings(catalog, work.model))
     groups = modality_groups(
         {"contrastive": method}, list(catalog.modalities), full, catalog.n_artists, hubs={"contrastive": hub}
     )

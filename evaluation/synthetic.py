@@ -12,12 +12,10 @@ from catalog.io import read_catalog
 from catalog.synthetic import SyntheticSpec, read_styles, write_synthetic
 from catalog.tables import Catalog, VectorTable
 from cli.pipeline import Workdir, build_artifacts
+from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.metrics import ndcg_at_k
 from evaluation.report import fmt_ci, write_report
 from evaluation.retrieval import GroupTruth, Hub, score, top_k
-from index_build.build import encode_catalog
-from index_build.encoder import OnnxModel
-from index_build.index import load_index, vectors_of
 from model_export.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -30,28 +28,6 @@ def raw_vectors(catalog: Catalog) -> dict[str, np.ndarray]:
     out = {}
     for name, table in catalog.modalities.items():
         out[name] = table.values if isinstance(table, VectorTable) else table.mean_vectors()
-    return out
-
-
-def fused_vectors(index_dir: Path, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """The index's fused vectors aligned with catalogue rows, and the catalogue rows it holds."""
-    loaded = load_index(index_dir)
-    row_of = {a: i for i, a in enumerate(catalog.artist_ids)}
-    rows = np.asarray([row_of[a] for a in loaded.artist_ids])
-    vectors = np.zeros((catalog.n_artists, loaded.manifest.embedding_dim), dtype=np.float32)
-    vectors[rows] = vectors_of(loaded, np.arange(len(loaded)))
-    return vectors, np.sort(rows)
-
-
-def single_modality_encodings(catalog: Catalog, model_dir: Path) -> dict[str, np.ndarray]:
-    """Each modality alone through the model's encoder: (N, D) per modality, zero rows where absent."""
-    model = OnnxModel(model_dir)
-    out = {}
-    for name in catalog.modalities:
-        rows = np.flatnonzero(catalog.modalities[name].present)
-        vectors = np.zeros((catalog.n_artists, model.dim), dtype=np.float32)
-        vectors[rows] = encode_catalog(catalog, model, rows, [name], batch_size=4096, progress=False)
-        out[name] = vectors
     return out
 
 
@@ -168,11 +144,9 @@ def run(out_dir: Path, spec: SyntheticSpec, config: TrainConfig, progress: bool 
     write_synthetic(work.catalog, spec)
     manifest = build_artifacts(work.catalog, work, config, progress=progress)
     catalog = read_catalog(work.catalog)
-    fused, _ = fused_vectors(work.index, catalog)
+    fused, _ = index_vectors(work.index, catalog.artist_ids)
     hub = (int(manifest.hub["k"]), float(manifest.hub["beta"]))  # rank as the product's index does
-    metrics = evaluate(
-        catalog, read_styles(work.catalog), fused, single_modality_encodings(catalog, work.model), hub=hub
-    )
+    metrics = evaluate(catalog, read_styles(work.catalog), fused, modality_encodings(catalog, work.model), hub=hub)
     metrics["hub_penalty"] = manifest.hub
     metrics["spec"] = spec.__dict__
     metrics["training"] = config.to_dict()
