@@ -128,26 +128,3 @@ def evaluate_method(
         "n_indexed": int(candidates.size),
     }
     return result, per_query
-
-
-def score(
-    truth: GroundTruth,
-    queries: np.ndarray,
-    retrieved: np.ndarray,
-    candidates: np.ndarray,
-    n_total_queries: int,
-    universe: np.ndarray,
-    k: int = 200,
-) -> dict[str, Any]:
-    """nDCG@k (averaged over `n_total_queries`, so unanswerable queries count as 0), its CI, and Gini@k."""
-    per_query = ndcg_at_k(truth.relevant(queries, retrieved), truth.n_relevant(queries, candidates), k)
-    padded = np.concatenate([per_query, np.zeros(n_total_queries - per_query.size)])
-    lo, hi = bootstrap_ci(padded)
-    return {
-        "ndcg": float(padded.mean()),
-        "ndcg_ci": [lo, hi],
-        "gini": gini_at_k(retrieved, universe),
-        "n_queries": int(n_total_queries),
-        "n_answered": int(per_query.size),
-        "n_indexed": int(candidates.size),
-    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,8 @@ from catalog.synthetic import SyntheticSpec, read_styles, write_synthetic
 from catalog.tables import Catalog, VectorTable
 from cli.pipeline import Workdir, build_artifacts
 from evaluation.encodings import index_vectors, modality_encodings
-from evaluation.metrics import ndcg_at_k
 from evaluation.report import fmt_ci, write_report
-from evaluation.retrieval import GroupTruth, Hub, score, top_k
+from evaluation.retrieval import GroupTruth, Hub, evaluate_method, top_k
 from model_export.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def evaluate(
     """
     truth = GroupTruth(styles)
     present = {name: t.present for name, t in catalog.modalities.items()}
+    everyone = np.ones(catalog.n_artists, dtype=bool)
     universe = np.flatnonzero(np.any(list(present.values()), axis=0))
     full = np.flatnonzero(np.all(list(present.values()), axis=0))
     raw = raw_vectors(catalog)
@@ -56,55 +57,38 @@ def evaluate(
     for setting, pool in (("raw", universe), ("fmc", full)):
         queries = pool[truth.n_relevant(pool, pool) > 0]
         methods: dict[str, Any] = {}
-        methods["contrastive"] = score(
-            truth, queries, top_k(fused[queries], fused[pool], pool, queries, k, hub), pool, len(queries), pool, k
-        )
-        fused_per_query = ndcg_at_k(
-            truth.relevant(queries, top_k(fused[queries], fused[pool], pool, queries, k, hub)),
-            truth.n_relevant(queries, pool),
-            k,
-        )
-        singles = [(f"single:{n}", n, v) for n, v in raw.items()]
-        singles += [(f"contrastive[{n}]", n, v) for n, v in (encoded or {}).items()]
-        for method, name, vectors in singles:
-            cands = pool[present[name][pool]]
+        methods["contrastive"], fused_per_query = evaluate_method(truth, queries, fused, everyone, pool, k, hub)
+        singles: list[tuple[str, str, np.ndarray, Hub | None]] = [(f"single:{n}", n, v, None) for n, v in raw.items()]
+        singles += [(f"contrastive[{n}]", n, v, hub) for n, v in (encoded or {}).items()]
+        for method, name, vectors, method_hub in singles:
+            result, per_query = evaluate_method(truth, queries, vectors, present[name], pool, k, method_hub)
             has = present[name][queries]
-            answerable = queries[has]
-            retrieved = top_k(
-                vectors[answerable], vectors[cands], cands, answerable, k, None if method.startswith("single") else hub
-            )
-            result = score(truth, answerable, retrieved, cands, len(queries), pool, k)
-            result["ndcg_answerable"] = result["ndcg"] * len(queries) / max(answerable.size, 1)
+            result["ndcg_answerable"] = float(per_query[has].mean()) if has.any() else 0.0
             result["contrastive_ndcg_answerable"] = float(fused_per_query[has].mean()) if has.any() else 0.0
             methods[method] = result
         settings[setting] = {"methods": methods, "n_universe": int(pool.size)}
-    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, universe, k, hub)}
+    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, k, hub)}
 
 
 def cross_modal(
-    truth: GroupTruth,
-    present: dict[str, np.ndarray],
-    fused: np.ndarray,
-    universe: np.ndarray,
-    k: int,
-    hub: Hub | None = None,
+    truth: GroupTruth, present: dict[str, np.ndarray], fused: np.ndarray, k: int, hub: Hub | None = None
 ) -> dict[str, Any]:
-    """Artists known only by audio querying artists known only by listening data (and the reverse)."""
+    """Artists known by one modality only querying the artists known by another one only."""
     out: dict[str, Any] = {}
-    only = {name: np.flatnonzero(has & (np.sum(list(present.values()), axis=0) == 1)) for name, has in present.items()}
-    n_styles = int(truth.labels.max()) + 1
-    for a, b in (("audio", "cf"), ("cf", "audio"), ("audio", "tag"), ("tag", "cf")):
-        if a not in only or b not in only or only[a].size == 0 or only[b].size == 0:
+    count = np.sum(list(present.values()), axis=0)
+    only = {name: np.flatnonzero(has & (count == 1)) for name, has in present.items()}
+    everyone = np.ones(len(fused), dtype=bool)
+    for a, b in permutations(present, 2):
+        if only[a].size == 0 or only[b].size < 2:
             continue
         queries = only[a][truth.n_relevant(only[a], only[b]) > 0]
-        retrieved = top_k(fused[queries], fused[only[b]], only[b], queries, k, hub)
-        result = score(truth, queries, retrieved, only[b], len(queries), universe, k)
-        hits = truth.relevant(queries, retrieved[:, :10])
-        result["precision_at_10"] = float(hits.mean())
+        result, _ = evaluate_method(truth, queries, fused, everyone, only[b], k, hub)
+        top10 = top_k(fused[queries], fused[only[b]], only[b], queries, 10, hub)
+        result["precision_at_10"] = float(truth.relevant(queries, top10).mean())
         result["chance_precision"] = float(np.mean(truth.n_relevant(queries, only[b]) / only[b].size))
         del result["gini"]
         out[f"{a}-only -> {b}-only"] = result
-    out["n_styles"] = n_styles
+    out["n_styles"] = int(truth.labels.max()) + 1
     return out
 
 

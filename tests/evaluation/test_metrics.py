@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaluation.metrics import bootstrap_ci, gini, gini_at_k, ndcg_at_k
-from evaluation.retrieval import GroupTruth, score, top_k
+from evaluation.retrieval import GroupTruth, evaluate_method, top_k
 
 
 def test_ndcg_of_a_known_ranking() -> None:
@@ -51,9 +51,13 @@ def test_group_truth_and_scoring_exclude_the_query() -> None:
     vectors = np.array([[1, 0], [0.9, 0.1], [0.8, 0.2], [0, 1], [0.1, 0.9]], dtype=np.float32)
     retrieved = top_k(vectors[queries], vectors, candidates, queries, k=2)
     np.testing.assert_array_equal(retrieved, [[1, 2], [4, 2]])
-    result = score(truth, queries, retrieved, candidates, n_total_queries=4, universe=candidates, k=2)
-    assert result["ndcg"] == pytest.approx(2 / 4)  # two perfect queries, two unanswerable ones count 0
-    assert result["n_answered"] == 2 and result["n_queries"] == 4
+    can = np.array([True, True, True, True, True])
+    can_two = np.array([True, True, True, False, False])  # a method that cannot represent artists 3 and 4
+    result, per_query = evaluate_method(truth, queries, vectors, can, candidates, k=2)
+    assert result["ndcg"] == pytest.approx(1.0) and per_query.tolist() == [1.0, 1.0]
+    result, per_query = evaluate_method(truth, queries, vectors, can_two, candidates, k=2)
+    assert per_query.tolist() == [1.0, 0.0]  # the unanswerable query counts 0
+    assert result["ndcg"] == pytest.approx(0.5) and result["n_answered"] == 1 and result["n_indexed"] == 3
 
 
 def test_edge_truth_is_undirected_and_counts_candidates() -> None:
