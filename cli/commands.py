@@ -35,6 +35,21 @@ def cmd_catalog_synthetic(args: argparse.Namespace) -> None:
     log.info("synthetic catalogue of %d artists written to %s", spec.n_artists, args.out)
 
 
+def cmd_catalog_from_raw(args: argparse.Namespace) -> None:
+    """Featurize raw CSV files into a catalogue."""
+    from catalog.io import write_catalog
+    from catalog.raw import read_raw
+
+    catalog = read_raw(args.artists, args.plays, args.tags, args.audio)
+    write_catalog(args.out, catalog)
+    log.info(
+        "catalogue of %d artists written to %s (%s)",
+        catalog.n_artists,
+        args.out,
+        ", ".join(f"{n}: {int(t.present.sum())}" for n, t in catalog.modalities.items()),
+    )
+
+
 def cmd_catalog_validate(args: argparse.Namespace) -> None:
     """Validate a catalogue and log what it holds."""
     from catalog.io import read_catalog

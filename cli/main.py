@@ -13,6 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cli.commands import (
     cmd_build_index,
+    cmd_catalog_from_raw,
     cmd_catalog_synthetic,
     cmd_catalog_validate,
     cmd_evaluate_olga,
@@ -103,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-styles", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_catalog_synthetic)
+    p = cat_sub.add_parser(
+        "from-raw", help="featurize your raw files (CSV): ALS of listening counts, PPMI + SVD of tags, audio"
+    )
+    p.add_argument("out", type=Path, help="catalogue folder to write")
+    p.add_argument("--artists", type=Path, required=True, help="CSV: artist_id, name[, popularity]")
+    p.add_argument("--plays", type=Path, help="CSV: user_id, artist_id, count (listening counts)")
+    p.add_argument("--tags", type=Path, help="CSV: artist_id, tag, count (how often the tag was applied)")
+    p.add_argument("--audio", type=Path, help="CSV: artist_id and numeric feature columns")
+    p.set_defaults(func=cmd_catalog_from_raw)
     p = cat_sub.add_parser("validate", help="check a catalogue folder and print what it holds")
     p.add_argument("folder", type=Path)
     p.set_defaults(func=cmd_catalog_validate)

@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     ["run"],
     ["catalog", "synthetic"],
     ["catalog", "validate"],
+    ["catalog", "from-raw"],
     ["evaluate", "olga"],
     ["evaluate", "olga-search"],
     ["train"],
