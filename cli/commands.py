@@ -129,6 +129,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     catalog = args.catalog
     if catalog is not None and not catalog.is_dir():
         raise CmarError(f"{catalog}: no such catalogue folder")
+    if not args.no_serve and args.port:
+        _free_port(args.host, args.port)  # a taken port fails now, not after a minute of training
     if catalog is None:
         from catalog.synthetic import SyntheticSpec, write_synthetic
 

@@ -95,3 +95,15 @@ def test_evaluate_olga_bad_folder_and_queries_file(tmp_path: Path) -> None:
     _one_line_error(
         _run("evaluate", "olga", str(tmp_path / "olga"), "--out", str(tmp_path / "r")), 1, "artists.csv: missing"
     )
+
+
+def test_run_fails_fast_on_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _run("run", "--workdir", str(tmp_path / "w"), "--port", str(port))
+    _one_line_error(proc, 1, f"cannot listen on 127.0.0.1:{port}")
+    assert not (tmp_path / "w" / "model").exists()  # nothing was built
