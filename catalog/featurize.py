@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from catalog.tables import SetTable
+
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +84,19 @@ class TagEmbedding:
     tag_vectors: np.ndarray  # (V, d)
     artist_vectors: np.ndarray  # (N, d); zero rows for artists without a kept tag
     counts: sp.csr_matrix  # (N, V) artist x kept-tag counts
+
+    def set_table(self, vocab: list[str], n_artists: int) -> SetTable:
+        """The tag modality of the first `n_artists` rows: their kept tags with counts, named from `vocab`."""
+        counts = self.counts[:n_artists].tocoo()
+        keep = counts.data > 0
+        return SetTable.from_rows(
+            [vocab[i] for i in self.kept],
+            self.tag_vectors,
+            n_artists,
+            counts.row[keep],
+            counts.col[keep],
+            counts.data[keep],
+        )
 
 
 def tag_embedding(counts: sp.csr_matrix, config: FeaturizeConfig) -> TagEmbedding:

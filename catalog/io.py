@@ -180,16 +180,7 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
     pairs = rows * len(vocab) + items
     if np.unique(pairs).size != pairs.size:
         raise CmarError(f"{path}: an artist lists the same tag twice; merge their weights into one row")
-    order = np.lexsort((items, -weights, rows))  # by artist, heaviest first, ties by tag index
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, rows + 1, 1)
-    return SetTable(
-        vocab=list(vocab),
-        vocab_vectors=vocab_vectors,
-        indptr=np.cumsum(indptr),
-        items=items[order],
-        weights=weights[order],
-    )
+    return SetTable.from_rows(list(vocab), vocab_vectors, n, rows, items, weights)
 
 
 def _vector_column(values: np.ndarray) -> pa.Array:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import scipy.sparse as sp
 
+from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
 from catalog.io import write_catalog
-from catalog.tables import Catalog, SetTable, VectorTable
+from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
 
 log = logging.getLogger(__name__)
@@ -49,25 +49,7 @@ class OlgaData:
 
 
 def _read_csv(folder: Path, name: str) -> pa.Table:
-    path = folder / name
-    if not path.is_file():
-        raise CmarError(f"{path}: missing; expected an OLGA folder with {', '.join(FILES)}")
-    try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    except pa.ArrowInvalid as exc:
-        raise CmarError(f"{path}: not a readable CSV file ({exc})") from None
-    missing = [c for c in FILES[name] if c not in table.column_names]
-    if missing:
-        raise CmarError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(FILES[name])}")
-    return table
-
-
-def _col(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).to_pylist(), dtype=object)
-
-
-def _lookup(keys: np.ndarray, index: dict[Any, int]) -> np.ndarray:
-    return np.fromiter((index.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+    return read_csv(folder / name, FILES[name], f"missing; expected an OLGA folder with {', '.join(FILES)}")
 
 
 def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
@@ -77,24 +59,24 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
     if not folder.is_dir():
         raise CmarError(f"{folder}: no such folder")
     artists = _read_csv(folder, "artists.csv")
-    mbids = _col(artists, "mbid")
+    mbids = strings(artists, "mbid")
     if any(m is None for m in mbids):
         raise CmarError(f"{folder / 'artists.csv'}: empty mbid")
     row_of = {m: i for i, m in enumerate(mbids)}
     if len(row_of) != len(mbids):
         raise CmarError(f"{folder / 'artists.csv'}: duplicate mbid")
     n = len(mbids)
-    names = np.asarray([x or "" for x in _col(artists, "name")], dtype=object)
+    names = np.asarray([x or "" for x in strings(artists, "name")], dtype=object)
     split = (
-        np.asarray([x or "" for x in _col(artists, "split")], dtype=object)
+        np.asarray([x or "" for x in strings(artists, "split")], dtype=object)
         if "split" in artists.column_names
         else np.full(n, "", dtype=object)
     )
 
     # Items of the factorisations: OLGA artists first (rows 0..n-1), then unjoined Last.fm artists.
     lastfm = _read_csv(folder, "lastfm_artists.csv")
-    lfm_ids = _col(lastfm, "lastfm_artist_id")
-    lfm_rows = _lookup(_col(lastfm, "mbid"), row_of)
+    lfm_ids = strings(lastfm, "lastfm_artist_id")
+    lfm_rows = lookup(strings(lastfm, "mbid"), row_of)
     item_of: dict[Any, int] = {}
     extra = 0
     for lid, row in zip(lfm_ids, lfm_rows, strict=True):
@@ -106,13 +88,13 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
     n_items = n + extra
 
     plays_table = _read_csv(folder, "lastfm_plays.csv")
-    users = _col(plays_table, "user_id")
-    items = _lookup(_col(plays_table, "lastfm_artist_id"), item_of)
+    users = strings(plays_table, "user_id")
+    items = lookup(strings(plays_table, "lastfm_artist_id"), item_of)
     counts = np.asarray(plays_table.column("plays").to_pylist(), dtype=np.float64)
     ok = (items >= 0) & np.isfinite(counts) & (counts > 0)
     user_index = {u: i for i, u in enumerate(dict.fromkeys(users[ok]))}
     interactions = sp.csr_matrix(
-        (counts[ok], (_lookup(users[ok], user_index), items[ok])), shape=(len(user_index), n_items)
+        (counts[ok], (lookup(users[ok], user_index), items[ok])), shape=(len(user_index), n_items)
     )  # duplicates (merged Last.fm ids) are summed
     cf_present = np.asarray((interactions[:, :n] > 0).sum(axis=0)).ravel() > 0
     plays = np.asarray(interactions[:, :n].sum(axis=0)).ravel()
@@ -120,12 +102,9 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
 
     tag_counts, vocab = _tag_counts(folder, item_of, row_of, n_items)
     tags = tag_embedding(tag_counts, config)
-    tag_matrix = tags.counts[:n].tocsr()
-    tag_matrix.eliminate_zeros()
-    tag_vocab = [vocab[i] for i in tags.kept]
 
     audio_table = _read_csv(folder, "echonest_audio.csv")
-    audio_rows = _lookup(_col(audio_table, "mbid"), row_of)
+    audio_rows = lookup(strings(audio_table, "mbid"), row_of)
     feature_cols = [c for c in audio_table.column_names if c != "mbid"]
     audio_values = np.column_stack(
         [np.asarray(audio_table.column(c).to_pylist(), dtype=np.float64) for c in feature_cols]
@@ -137,7 +116,7 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
     audio_present[audio_rows[keep]] = True
 
     similar = _read_csv(folder, "similar.csv")
-    a, b = _lookup(_col(similar, "mbid_a"), row_of), _lookup(_col(similar, "mbid_b"), row_of)
+    a, b = lookup(strings(similar, "mbid_a"), row_of), lookup(strings(similar, "mbid_b"), row_of)
     edges = np.unique(np.sort(np.column_stack([a, b])[(a >= 0) & (b >= 0) & (a != b)], axis=1), axis=0)
 
     catalog = Catalog(
@@ -147,16 +126,9 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
         modalities={
             "audio": VectorTable(present=audio_present, values=audio),
             "cf": VectorTable(present=cf_present, values=cf * cf_present[:, None]),
-            "tag": SetTable(
-                vocab=tag_vocab,
-                vocab_vectors=tags.tag_vectors,
-                indptr=tag_matrix.indptr.astype(np.int64),
-                items=tag_matrix.indices.astype(np.int64),
-                weights=tag_matrix.data.astype(np.float32),
-            ),
+            "tag": tags.set_table(vocab, n),
         },
     )
-    _sort_tags(catalog.modalities["tag"])  # type: ignore[arg-type]
     present = catalog.present()
     coverage = {
         "artists": n,
@@ -166,7 +138,7 @@ def read_olga(folder: Path, config: FeaturizeConfig | None = None) -> OlgaData:
         "edges": len(edges),
         "lastfm_users": len(user_index),
         "lastfm_artists_unjoined": extra,
-        "tags_kept": len(tag_vocab),
+        "tags_kept": len(tags.kept),
     }
     log.info("OLGA: %s", ", ".join(f"{k} {v}" for k, v in coverage.items()))
     return OlgaData(
@@ -185,10 +157,10 @@ def _tag_counts(
     """Items x tags counts: Last.fm (users who applied the tag) plus MusicBrainz (votes)."""
     lastfm_tags = _read_csv(folder, "lastfm_tags.csv")
     mb_tags = _read_csv(folder, "musicbrainz_tags.csv")
-    lfm_items = _lookup(_col(lastfm_tags, "lastfm_artist_id"), item_of)
-    mb_items = _lookup(_col(mb_tags, "mbid"), row_of)
-    lfm_names = _col(lastfm_tags, "tag")
-    mb_names = _col(mb_tags, "tag")
+    lfm_items = lookup(strings(lastfm_tags, "lastfm_artist_id"), item_of)
+    mb_items = lookup(strings(mb_tags, "mbid"), row_of)
+    lfm_names = strings(lastfm_tags, "tag")
+    mb_names = strings(mb_tags, "tag")
     mb_votes = np.asarray(mb_tags.column("count").to_pylist(), dtype=np.float64)
     item_ids = np.concatenate([lfm_items, mb_items])
     tag_names = np.concatenate([lfm_names, mb_names])
@@ -197,15 +169,8 @@ def _tag_counts(
     ok = (item_ids >= 0) & (clean != "") & (weights > 0)
     vocab = list(dict.fromkeys(clean[ok]))
     tag_index = {t: i for i, t in enumerate(vocab)}
-    matrix = sp.csr_matrix((weights[ok], (item_ids[ok], _lookup(clean[ok], tag_index))), shape=(n_items, len(vocab)))
+    matrix = sp.csr_matrix((weights[ok], (item_ids[ok], lookup(clean[ok], tag_index))), shape=(n_items, len(vocab)))
     return matrix, vocab
-
-
-def _sort_tags(table: SetTable) -> None:
-    """Order each artist's tags heaviest first, as the catalogue reader does."""
-    rows = np.repeat(np.arange(len(table.indptr) - 1), np.diff(table.indptr))
-    order = np.lexsort((table.items, -table.weights, rows))
-    table.items, table.weights = table.items[order], table.weights[order]
 
 
 def write_olga_catalog(folder: Path, out_dir: Path, config: FeaturizeConfig | None = None) -> OlgaData:

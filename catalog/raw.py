@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import scipy.sparse as sp
 
+from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
-from catalog.tables import Catalog, SetTable, VectorTable
+from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
 
 log = logging.getLogger(__name__)
@@ -25,20 +25,7 @@ COLUMNS = {
 
 
 def _read(path: Path, kind: str) -> pa.Table:
-    if not path.is_file():
-        raise CmarError(f"{path}: no such file")
-    try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-    except pa.ArrowInvalid as exc:
-        raise CmarError(f"{path}: not a readable CSV file ({exc})") from None
-    missing = [c for c in COLUMNS[kind] if c not in table.column_names]
-    if missing:
-        raise CmarError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS[kind])}")
-    return table
-
-
-def _strings(table: pa.Table, column: str) -> np.ndarray:
-    return np.asarray(table.column(column).cast(pa.string()).to_pylist(), dtype=object)
+    return read_csv(path, COLUMNS[kind])
 
 
 def _numbers(path: Path, table: pa.Table, column: str) -> np.ndarray:
@@ -50,7 +37,7 @@ def _numbers(path: Path, table: pa.Table, column: str) -> np.ndarray:
 
 
 def _rows(path: Path, ids: np.ndarray, row_of: dict[str, int]) -> np.ndarray:
-    rows = np.fromiter((row_of.get(a, -1) for a in ids), dtype=np.int64, count=len(ids))
+    rows = lookup(ids, row_of)
     unknown = int((rows < 0).sum())
     if unknown:
         log.warning("%s: %d row(s) name artists missing from the artists file; ignored", path, unknown)
@@ -67,10 +54,10 @@ def read_raw(
     """Featurize raw files into a catalogue: CF by ALS of the plays, tag vectors by PPMI + SVD, standardised audio."""
     config = config or FeaturizeConfig()
     table = _read(artists, "artists")
-    ids = _strings(table, "artist_id")
+    ids = strings(table, "artist_id")
     if any(a is None for a in ids) or len(set(ids)) != len(ids):
         raise CmarError(f"{artists}: artist_id must be present and unique on every row")
-    names = np.asarray([n or "" for n in _strings(table, "name")], dtype=object)
+    names = np.asarray([n or "" for n in strings(table, "name")], dtype=object)
     row_of = {a: i for i, a in enumerate(ids)}
     n = len(ids)
     popularity = (
@@ -80,9 +67,9 @@ def read_raw(
 
     if plays is not None:
         t = _read(plays, "plays")
-        rows = _rows(plays, _strings(t, "artist_id"), row_of)
+        rows = _rows(plays, strings(t, "artist_id"), row_of)
         counts = _numbers(plays, t, "count")
-        users = _strings(t, "user_id")
+        users = strings(t, "user_id")
         ok = (rows >= 0) & (counts > 0)
         user_of = {u: i for i, u in enumerate(dict.fromkeys(users[ok]))}
         user_rows = np.fromiter((user_of[u] for u in users[ok]), dtype=np.int64, count=int(ok.sum()))
@@ -95,28 +82,19 @@ def read_raw(
 
     if tags is not None:
         t = _read(tags, "tags")
-        rows = _rows(tags, _strings(t, "artist_id"), row_of)
-        names_ = np.asarray([str(x).strip().lower() if x is not None else "" for x in _strings(t, "tag")], dtype=object)
+        rows = _rows(tags, strings(t, "artist_id"), row_of)
+        names_ = np.asarray([str(x).strip().lower() if x is not None else "" for x in strings(t, "tag")], dtype=object)
         counts = _numbers(tags, t, "count")
         ok = (rows >= 0) & (names_ != "") & (counts > 0)
         vocab = list(dict.fromkeys(names_[ok]))
         tag_of = {x: i for i, x in enumerate(vocab)}
         cols = np.fromiter((tag_of[x] for x in names_[ok]), dtype=np.int64, count=int(ok.sum()))
         embedding = tag_embedding(sp.csr_matrix((counts[ok], (rows[ok], cols)), shape=(n, len(vocab))), config)
-        m = embedding.counts.tocsr()
-        m.eliminate_zeros()
-        order = np.lexsort((m.indices, -m.data, np.repeat(np.arange(n), np.diff(m.indptr))))
-        catalog.modalities["tag"] = SetTable(
-            vocab=[vocab[i] for i in embedding.kept],
-            vocab_vectors=embedding.tag_vectors,
-            indptr=m.indptr.astype(np.int64),
-            items=m.indices[order].astype(np.int64),
-            weights=m.data[order].astype(np.float32),
-        )
+        catalog.modalities["tag"] = embedding.set_table(vocab, n)
 
     if audio is not None:
         t = _read(audio, "audio")
-        rows = _rows(audio, _strings(t, "artist_id"), row_of)
+        rows = _rows(audio, strings(t, "artist_id"), row_of)
         features = [c for c in t.column_names if c != "artist_id"]
         if not features:
             raise CmarError(f"{audio}: no feature columns besides artist_id")

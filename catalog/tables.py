@@ -38,6 +38,24 @@ class SetTable:
     items: IntArray  # (nnz,) indices into vocab
     weights: FloatArray  # (nnz,)
 
+    @classmethod
+    def from_rows(
+        cls, vocab: list[str], vocab_vectors: FloatArray, n: int, rows: IntArray, items: IntArray, weights: FloatArray
+    ) -> SetTable:
+        """Build from one (artist row, item, weight) per entry, ordering each artist's items heaviest first."""
+        rows, items = np.asarray(rows, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float32)
+        order = np.lexsort((items, -weights, rows))  # by artist, heaviest first, ties by item index
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(
+            vocab=list(vocab),
+            vocab_vectors=vocab_vectors,
+            indptr=np.cumsum(indptr),
+            items=items[order],
+            weights=weights[order],
+        )
+
     @property
     def present(self) -> BoolArray:
         """(N,) which artists have at least one item."""

@@ -9,15 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
+from catalog.csvfiles import read_csv, strings
 from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
-from core.errors import CmarError
 from core.vectors import fuse
 from evaluation import alignment
 from evaluation.baselines import concatenated, fit_projection
@@ -34,15 +32,7 @@ N_POPULARITY_BINS = 20
 
 def read_queries(path: Path, artist_ids: np.ndarray) -> np.ndarray:
     """Rows of the artists listed in a CSV file with an `mbid` column (unknown ones are ignored)."""
-    if not path.is_file():
-        raise CmarError(f"{path}: no such queries file")
-    try:
-        table = pacsv.read_csv(path)
-    except pa.ArrowInvalid as exc:
-        raise CmarError(f"{path}: not a readable CSV file ({exc})") from None
-    if "mbid" not in table.column_names:
-        raise CmarError(f"{path}: expected a column named mbid")
-    wanted = set(table.column("mbid").cast(pa.string()).to_pylist())
+    wanted = set(strings(read_csv(path, ["mbid"], "no such queries file"), "mbid"))
     return np.flatnonzero(np.isin(artist_ids, list(wanted)))
 
 
