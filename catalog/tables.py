@@ -66,15 +66,17 @@ class SetTable:
         """Dimension of the item vectors."""
         return int(self.vocab_vectors.shape[1])
 
-    def top_items(self, rows: npt.ArrayLike, max_items: int) -> tuple[IntArray, BoolArray]:
+    def top_items(self, rows: npt.ArrayLike, max_items: int, trim: bool = False) -> tuple[IntArray, BoolArray]:
         """The heaviest `max_items` items of each artist in `rows`, padded.
 
-        Returns item indices (B, T) and a mask (B, T) with T = max_items; padded slots hold 0.
+        Returns item indices (B, T) and a mask (B, T); padded slots hold 0. T = max_items, or
+        with `trim` the longest list among `rows` (at least 1), so that short lists cost less.
         """
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.indptr[rows]
         lengths = np.minimum(self.indptr[rows + 1] - starts, max_items)
-        slots = np.arange(max_items)
+        width = max(1, int(lengths.max(initial=0))) if trim else max_items
+        slots = np.arange(width)
         mask = slots[None, :] < lengths[:, None]  # (B, T)
         positions = np.where(mask, starts[:, None] + slots[None, :], 0)
         ids = np.where(mask, self.items[positions] if self.items.size else 0, 0)
@@ -90,11 +92,19 @@ class SetTable:
         np.add.at(totals, owners, self.weights)
         return (sums / np.maximum(totals, 1e-12)[:, None]).astype(np.float32)
 
-    def padded_inputs(self, rows: npt.ArrayLike, max_items: int) -> tuple[FloatArray, FloatArray]:
-        """Set-encoder inputs of `rows`: top items' vectors (B, T, d) and pooling weights (B, T), 0 = padding."""
-        ids, mask = self.top_items(rows, max_items)
+    def lengths(self, rows: npt.ArrayLike) -> IntArray:
+        """(B,) number of items of each artist in `rows`."""
         rows = np.asarray(rows, dtype=np.int64)
-        positions = np.where(mask, self.indptr[rows][:, None] + np.arange(max_items)[None, :], 0)
+        return np.asarray(self.indptr[rows + 1] - self.indptr[rows], dtype=np.int64)
+
+    def padded_inputs(self, rows: npt.ArrayLike, max_items: int, trim: bool = False) -> tuple[FloatArray, FloatArray]:
+        """Set-encoder inputs of `rows`: top items' vectors (B, T, d) and pooling weights (B, T), 0 = padding.
+
+        T as in `top_items`.
+        """
+        ids, mask = self.top_items(rows, max_items, trim)
+        rows = np.asarray(rows, dtype=np.int64)
+        positions = np.where(mask, self.indptr[rows][:, None] + np.arange(mask.shape[1])[None, :], 0)
         weights = np.where(mask, item_weights(self.weights[positions]) if self.weights.size else 0, 0)
         return self.vocab_vectors[ids] * mask[:, :, None], weights.astype(np.float32)
 

@@ -50,6 +50,16 @@ def cmd_catalog_from_raw(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_catalog_olga(args: argparse.Namespace) -> None:
+    """Featurize an OLGA folder into a catalogue."""
+    from catalog.olga import write_olga_catalog
+
+    if not args.data_dir.is_dir():
+        raise CmarError(f"{args.data_dir}: no such folder")
+    data = write_olga_catalog(args.data_dir, args.out)
+    log.info("catalogue of %d artists written to %s", data.catalog.n_artists, args.out)
+
+
 def cmd_catalog_validate(args: argparse.Namespace) -> None:
     """Validate a catalogue and log what it holds."""
     from catalog.io import read_catalog
@@ -85,7 +95,17 @@ def cmd_build_index(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise CmarError("--batch-size must be >= 1")
-    build_index(args.catalog, args.model, args.out, batch_size=args.batch_size, progress=_progress())
+    if args.neighbours < 0 or args.exact_limit < 0:
+        raise CmarError("--neighbours and --exact-limit must be >= 0")
+    build_index(
+        args.catalog,
+        args.model,
+        args.out,
+        batch_size=args.batch_size,
+        progress=_progress(),
+        neighbours_k=args.neighbours,
+        exact_limit=args.exact_limit,
+    )
 
 
 def _free_port(host: str, port: int) -> int:
@@ -111,7 +131,13 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
     artifacts = Artifacts.load(settings)  # refuse to start, with one line, if anything does not verify
     bound = _free_port(settings.host, settings.port)
     log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
-    uvicorn.run(create_app(settings, artifacts), host=settings.host, port=bound, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings, artifacts),
+        host=settings.host,
+        port=bound,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -185,3 +211,34 @@ def cmd_evaluate_olga_search(args: argparse.Namespace) -> None:
     candidates = {} if args.skip_training else training_candidates()
     run(args.data_dir, args.out, candidates, featurizers=not args.skip_featurizers)
     log.info("summary:\n%s", (args.out / "summary.md").read_text())
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Run the benchmarks and write bench.json and bench.md."""
+    import shlex
+    import sys
+
+    from evaluation.bench.run import BenchConfig, run_bench
+
+    if args.duration <= 0 or any(c < 1 for c in args.concurrency):
+        raise CmarError("--duration must be > 0 and every --concurrency >= 1")
+    if args.scale < 0 or args.demo_artists < 2:
+        raise CmarError("--scale must be >= 0 and --demo-artists >= 2")
+    if args.olga is not None and not args.olga.is_dir():
+        raise CmarError(f"{args.olga}: no such folder")
+    if args.scale and args.scale < 2:
+        raise CmarError("--scale must be 0 or at least 2")
+    config = BenchConfig(
+        out=args.out,
+        duration_s=args.duration,
+        concurrency=tuple(args.concurrency),
+        demo_artists=args.demo_artists,
+        scale_artists=args.scale,
+        exact_limit=args.exact_limit,
+        epochs=args.epochs,
+        olga=args.olga,
+        peer=not args.no_peer,
+        command=shlex.join(["cmar", *sys.argv[1:]]) if sys.argv[0].endswith("cmar") else "cmar bench",
+    )
+    run_bench(config)
+    log.info("benchmark report: %s", args.out / "bench.md")

@@ -12,8 +12,10 @@ from typing import NoReturn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cli.commands import (
+    cmd_bench,
     cmd_build_index,
     cmd_catalog_from_raw,
+    cmd_catalog_olga,
     cmd_catalog_synthetic,
     cmd_catalog_validate,
     cmd_evaluate_olga,
@@ -25,6 +27,7 @@ from cli.commands import (
     cmd_train,
 )
 from core.errors import CmarError
+from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 
 log = logging.getLogger("cmar")
 
@@ -39,6 +42,8 @@ EXTRAS = {  # module -> the extra that installs it
     "fastapi": "serve",
     "uvicorn": "serve",
     "pydantic_settings": "serve",
+    "orjson": "serve",
+    "usearch": "bench",
     "implicit": "eval",
     "sklearn": "eval",
     "scipy": "eval",
@@ -113,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", type=Path, help="CSV: artist_id, tag, count (how often the tag was applied)")
     p.add_argument("--audio", type=Path, help="CSV: artist_id and numeric feature columns")
     p.set_defaults(func=cmd_catalog_from_raw)
+    p = cat_sub.add_parser("olga", help="featurize a folder in the format of shared/data/olga into a catalogue")
+    p.add_argument("data_dir", type=Path, help="folder with artists.csv, lastfm_*.csv, ...")
+    p.add_argument("out", type=Path, help="catalogue folder to write")
+    p.set_defaults(func=cmd_catalog_olga)
     p = cat_sub.add_parser("validate", help="check a catalogue folder and print what it holds")
     p.add_argument("folder", type=Path)
     p.set_defaults(func=cmd_catalog_validate)
@@ -132,7 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("catalog", type=Path, help="catalogue folder")
     p.add_argument("--model", type=Path, required=True, help="model folder (cmar export)")
     p.add_argument("--out", type=Path, required=True, help="index folder to write")
-    p.add_argument("--batch-size", type=int, default=4096, help="artists per ONNX Runtime call (default 4096)")
+    p.add_argument("--batch-size", type=int, default=16384, help="artists encoded per batch (default 16384)")
+    p.add_argument(
+        "--exact-limit",
+        type=int,
+        default=EXACT_LIMIT,
+        help=f"largest catalogue given an exact index; above it an HNSW graph (default {EXACT_LIMIT})",
+    )
+    p.add_argument(
+        "--neighbours",
+        type=int,
+        default=DEFAULT_NEIGHBOURS_K,
+        help=f"similar artists precomputed per artist (up to {PRECOMPUTE_LIMIT} artists; 0 = none; "
+        f"default {DEFAULT_NEIGHBOURS_K})",
+    )
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("serve", help="start the HTTP API (settings also from CMAR_* variables)")
@@ -168,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-featurizers", action="store_true", help="only the training search")
     p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
     p.set_defaults(func=cmd_evaluate_olga_search)
+    p = sub.add_parser("bench", help="speed and scale: the API under load, the build, training, 1M artists, a peer")
+    p.add_argument("--out", type=Path, required=True, help="report folder (bench.json, bench.md)")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per API case and concurrency")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="connections (default 1 16 64)")
+    p.add_argument("--demo-artists", type=int, default=4000, help="synthetic catalogue the API serves")
+    p.add_argument("--scale", type=int, default=1_000_000, help="artists of the large catalogue (0 = skip)")
+    p.add_argument("--exact-limit", type=int, help=f"exact index up to this many artists (default {EXACT_LIMIT})")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the training default)")
+    p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
+    p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -70,6 +70,8 @@ class IndexManifest(_Manifest):
     n_unindexed: int  # catalogue artists with no modality, left out
     modality_counts: dict[str, int]
     self_check: dict[str, Any] = {}
+    search: dict[str, Any] = {}  # nprobe (0 = exact) and the recall@k measured against exact search
+    neighbours_k: int = 0  # length of the precomputed similar lists (0 = none; every query searches)
     build: dict[str, Any] = {}
 
 

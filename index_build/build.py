@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -15,18 +16,27 @@ from tqdm import tqdm
 
 from catalog.io import catalog_fingerprint, read_catalog
 from catalog.tables import Catalog, SetTable, VectorTable
-from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE
+from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.manifest import IndexManifest, write_manifest
-from core.vectors import FloatArray, as_candidates, fuse
+from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
+from core.vectors import FloatArray, as_candidates, as_queries, fuse
+from index_build import structure
 from index_build.encoder import OnnxModel
-from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K, penalties
+from index_build.hubs import (
+    DEFAULT_HUB_BETA,
+    DEFAULT_HUB_K,
+    penalties_from,
+    sampled_penalties,
+    search_all,
+    self_found,
+)
 
 log = logging.getLogger(__name__)
 
 UNINDEXED_FILE = "unindexed.json"
-SELF_CHECK_LIMIT = 200_000  # artists whose self-query is checked at build time
+SELF_CHECK_LIMIT = 20_000  # artists whose self-query is checked when no all-artist search is run
 
 
 def check_compatible(catalog: Catalog, model: OnnxModel) -> list[str]:
@@ -49,6 +59,23 @@ def check_compatible(catalog: Catalog, model: OnnxModel) -> list[str]:
     return usable
 
 
+def encode_sets(model: OnnxModel, name: str, table: SetTable, rows: np.ndarray, chunk: int = 1024) -> FloatArray:
+    """(len(rows), D) set-modality embeddings of artists that have items.
+
+    Artists go through the encoder in chunks of similar list length, each padded only to its
+    own longest list: attention and projections cost in proportion to the padded length, and
+    most artists have far fewer items than `max_tags`. Padding never changes a result.
+    """
+    lengths = np.minimum(table.lengths(rows), model.manifest.max_tags)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((rows.size, model.dim), dtype=np.float32)
+    for begin in range(0, rows.size, chunk):
+        part = order[begin : begin + chunk]
+        items, weights = table.padded_inputs(rows[part], model.manifest.max_tags, trim=True)
+        out[part] = model.encode_set(name, items, weights)
+    return out
+
+
 def encode_catalog(
     catalog: Catalog, model: OnnxModel, rows: np.ndarray, names: list[str], batch_size: int, progress: bool
 ) -> FloatArray:
@@ -68,44 +95,120 @@ def encode_catalog(
             if isinstance(table, VectorTable):
                 stack[m, where] = model.encode_vectors(name, table.values[batch[where]])
             else:
-                items, weights = table.padded_inputs(batch[where], model.manifest.max_tags)
-                stack[m, where] = model.encode_set(name, items, weights)
+                stack[m, where] = encode_sets(model, name, table, batch[where])
         out[begin : begin + batch.size] = fuse(stack, present)
         bar.update(batch.size)
     bar.close()
     return out
 
 
-def self_check(index: faiss.Index, vectors: FloatArray, limit: int = SELF_CHECK_LIMIT) -> dict[str, object]:
-    """Query the index with (up to `limit`) indexed vectors: each must find itself first.
+@dataclass
+class BuiltIndex:
+    """What the index stage computes, before it is written."""
 
-    A tie (another artist with an identical vector scoring as high) counts as found first.
+    index: faiss.Index
+    penalty: FloatArray  # (N,) hub penalty of each artist
+    plan: structure.Structure
+    tuning: structure.Tuning
+    self_check: dict[str, object]
+    neighbours: np.ndarray | None  # (N, K) rows, or None when not precomputed
+    neighbour_scores: FloatArray | None  # (N, K) their cosines
+    timings: dict[str, float]
+
+
+def _sample(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.arange(n) if n <= size else np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def index_vectors(
+    vectors: FloatArray,
+    hub_k: int = DEFAULT_HUB_K,
+    hub_beta: float = DEFAULT_HUB_BETA,
+    neighbours_k: int = DEFAULT_NEIGHBOURS_K,
+    exact_limit: int = EXACT_LIMIT,
+    progress: bool = False,
+) -> BuiltIndex:
+    """Index fused unit vectors (N, D): hub penalties, the index, its tuning, the similar lists.
+
+    Exact index: one exact search of every artist gives the self-check (each finds itself
+    first by cosine) and, from its next `hub_k` hits, the hub penalties. Graph index: the
+    penalties are estimated against a sample (`sampled_penalties`) and the self-check asks a
+    sample of artists to find themselves in their top 10 of the served index. Then the served
+    index over [v, -penalty], its recall@200 measured against exact search, and up to
+    `PRECOMPUTE_LIMIT` artists each artist's `neighbours_k` most similar others.
     """
-    n = min(limit, len(vectors))
-    rows = np.arange(n) if n == len(vectors) else np.random.default_rng(0).choice(len(vectors), n, replace=False)
-    ok = 0
-    for begin in range(0, n, 8192):
-        batch = rows[begin : begin + 8192]
-        scores, ids = index.search(vectors[batch], 1)
-        self_score = np.einsum("ij,ij->i", vectors[batch], vectors[batch])
-        ok += int(((ids[:, 0] == batch) | (scores[:, 0] <= self_score + 1e-5)).sum())
-    return {"checked": int(n), "first_is_self": ok, "ok": ok == n}
+    n = len(vectors)
+    plan = structure.choose(n, exact_limit)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if plan.kind == "flat":
+        plain = structure.make(plan, vectors)
+        width = min(hub_k, n - 1) + 1 if hub_beta > 0 else 1
+        rows = np.arange(n) if hub_beta > 0 else _sample(n, SELF_CHECK_LIMIT)
+        scores, hits = search_all(plain, vectors[rows], width, progress=progress, desc="neighbours")
+        found = self_found(scores, hits, vectors[rows], rows)
+        penalty = penalties_from(scores[:, 1:], hub_beta)
+        del plain
+    else:
+        penalty = sampled_penalties(vectors, hub_k, hub_beta, progress)
+    timings["hub_penalties_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    stored, queries = (as_candidates(vectors, penalty), as_queries(vectors)) if hub_beta > 0 else (vectors, vectors)
+    index = structure.make(plan, stored, progress)
+    timings["index_add_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tuning = structure.tune(index, stored, queries[_sample(n, structure.RECALL_QUERIES)])
+    structure.set_ef_search(index, tuning.ef_search)
+    timings["tune_s"] = time.perf_counter() - t0
+    if plan.kind == "hnsw":
+        rows = _sample(n, SELF_CHECK_LIMIT)
+        _, hits = search_all(index, queries[rows], min(10, n))
+        found = (hits == rows[:, None]).any(axis=1)
+    check: dict[str, object] = {"checked": int(found.size), "first_is_self": int(found.sum()), "ok": bool(found.all())}
+    if plan.kind == "hnsw":
+        check = {"checked": int(found.size), "self_in_top10": int(found.sum()), "ok": bool(found.mean() >= 0.99)}
+    if not check["ok"]:
+        raise CmarError(f"self-check failed: {check}")
+
+    t0 = time.perf_counter()
+    lists = lists_scores = None
+    if neighbours_k > 0 and n > 1 and n <= PRECOMPUTE_LIMIT:
+        lists, lists_scores = _precompute(index, queries, penalty, min(neighbours_k, n - 1), progress)
+    timings["precompute_s"] = time.perf_counter() - t0
+    return BuiltIndex(index, penalty, plan, tuning, check, lists, lists_scores, timings)
+
+
+def _precompute(
+    index: faiss.Index, queries: FloatArray, penalty: FloatArray, k: int, progress: bool
+) -> tuple[np.ndarray, FloatArray]:
+    """Every artist's k most similar others: rows (N, k) int32 and cosines (N, k)."""
+    scores, rows = search_all(index, queries, k + 1, progress=progress, desc="similar lists")
+    keep = rows != np.arange(len(rows))[:, None]
+    keep[keep.all(axis=1), -1] = False  # the artist itself was tied out of its list: drop the last instead
+    rows = rows[keep].reshape(len(rows), k)
+    cosines = scores[keep].reshape(len(rows), k) + penalty[np.maximum(rows, 0)]
+    return rows.astype(np.int32), cosines.astype(np.float32)
 
 
 def build_index(
     catalog_dir: Path,
     model_dir: Path,
     out_dir: Path,
-    batch_size: int = 4096,
+    batch_size: int = 16384,
     progress: bool = True,
     hub_k: int = DEFAULT_HUB_K,
     hub_beta: float = DEFAULT_HUB_BETA,
+    neighbours_k: int = DEFAULT_NEIGHBOURS_K,
+    exact_limit: int = EXACT_LIMIT,
 ) -> IndexManifest:
     """Build the index folder for a catalogue with a model folder; return its manifest.
 
     With `hub_beta` > 0 the index ranks by cos(q, c) - penalty(c), penalty(c) = beta/2 times c's
     mean cosine to its `hub_k` nearest artists: each stored vector is [v, -penalty] and queries
-    are [q, 1]. With 0 it ranks by cosine.
+    are [q, 1]. With 0 it ranks by cosine. The index is exact up to `exact_limit` artists and an
+    IVF above (see `index_build.structure`); up to `PRECOMPUTE_LIMIT` artists each artist's
+    `neighbours_k` most similar others are stored as well (0 = none).
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
@@ -129,24 +232,18 @@ def build_index(
     vectors = encode_catalog(catalog, model, rows, names, batch_size, progress)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    plain = faiss.IndexFlatIP(model.dim)
-    plain.add(vectors)
-    check = self_check(plain, vectors)  # by cosine: every artist is its own nearest neighbour
-    if not check["ok"]:
-        raise CmarError(
-            f"self-check failed: {check['first_is_self']} of {check['checked']} artists find themselves first"
-        )
-    penalty = penalties(vectors, hub_k, hub_beta)
-    if hub_beta > 0:
-        index = faiss.IndexFlatIP(model.dim + 1)
-        index.add(as_candidates(vectors, penalty))
-    else:
-        index = plain
+    built = index_vectors(vectors, hub_k, hub_beta, neighbours_k, exact_limit, progress)
     index_s = time.perf_counter() - t0
+    penalty, check = built.penalty, built.self_check
 
     with atomic_folder(Path(out_dir)) as tmp:
-        faiss.write_index(index, str(tmp / INDEX_FILE))
-        modality_lists = [[n for m, n in enumerate(names) if present[m, r]] for r in rows]
+        faiss.write_index(built.index, str(tmp / INDEX_FILE))
+        if built.neighbours is not None and built.neighbour_scores is not None:
+            np.save(tmp / NEIGHBOURS_FILE, built.neighbours)
+            np.save(tmp / NEIGHBOUR_SCORES_FILE, built.neighbour_scores)
+        patterns = (present[:, rows].T.astype(np.int64) << np.arange(len(names))).sum(axis=1)  # bit m = modality m
+        lists = {int(p): [n for m, n in enumerate(names) if p >> m & 1] for p in np.unique(patterns)}
+        modality_lists = [lists[p] for p in patterns.tolist()]
         table = {
             "artist_id": pa.array(catalog.artist_ids[rows].astype(str).tolist(), pa.string()),
             "name": pa.array(catalog.names[rows].astype(str).tolist(), pa.string()),
@@ -162,29 +259,39 @@ def build_index(
             IndexManifest(
                 embedding_dim=model.dim,
                 model=model.manifest,
-                index_type="IndexFlatIP",
+                index_type=built.plan.name,
                 hub={"k": hub_k, "beta": hub_beta},
                 n_artists=int(rows.size),
                 n_unindexed=len(unindexed),
                 modality_counts={n: int(present[m].sum()) for m, n in enumerate(names)},
                 self_check=check,
+                search={
+                    "ef_search": built.tuning.ef_search,
+                    "recall_k": built.tuning.k,
+                    "recall": round(built.tuning.recall, 4),
+                    "recall_queries": built.tuning.queries,
+                },
+                neighbours_k=0 if built.neighbours is None else int(built.neighbours.shape[1]),
                 build={
                     "catalog": str(catalog_dir),
                     "catalog_fingerprint": catalog_fingerprint(catalog_dir),
                     "encode_fuse_s": round(encode_s, 3),
                     "index_s": round(index_s, 3),
+                    **{name: round(value, 3) for name, value in built.timings.items()},
                     "total_s": round(time.perf_counter() - started, 3),
                     "batch_size": batch_size,
                 },
             ),
         )
     log.info(
-        "index %s: %d artists (%d not indexed), self-check %d/%d, written to %s",
+        "index %s (%s, recall@%d %.3f): %d artists (%d not indexed), self-check %s, written to %s",
         manifest.index_version,
+        manifest.index_type,
+        built.tuning.k,
+        built.tuning.recall,
         rows.size,
         len(unindexed),
-        check["first_is_self"],
-        check["checked"],
+        check,
         out_dir,
     )
     return manifest

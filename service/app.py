@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -11,14 +11,16 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from core.modalities import ModalityKind
-from service.artifacts import Artifacts, Hit
+from service.artifacts import Artifacts
+from service.middleware import HEALTHY, JSON, FastPaths, VersionHeaders
+from service.responses import cold_start_body, similar_body
 from service.schemas import (
     Artist,
     ColdStartResponse,
     Health,
-    Neighbour,
     Readiness,
     SimilarQuery,
     SimilarResponse,
@@ -26,9 +28,6 @@ from service.schemas import (
 from service.settings import MAX_K, Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-MODEL_HEADER = "X-Model-Version"
-INDEX_HEADER = "X-Index-Version"
 
 
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
@@ -43,7 +42,7 @@ def _error(error: Any) -> dict[str, Any]:
     return {"loc": list(error.get("loc", ())), "msg": msg, "type": error.get("type", "value_error")}
 
 
-def get_artifacts(request: Request) -> Artifacts:
+async def get_artifacts(request: Request) -> Artifacts:
     """The artifacts loaded in the lifespan."""
     artifacts: Artifacts | None = getattr(request.app.state, "artifacts", None)
     if artifacts is None:
@@ -55,17 +54,17 @@ ArtifactsDep = Annotated[Artifacts, Depends(get_artifacts)]
 ArtistId = Annotated[str, Path(description="the artist's id in the catalogue", min_length=1)]
 
 
-def _neighbours(artifacts: Artifacts, hits: list[Hit]) -> list[Neighbour]:
-    index = artifacts.index
-    return [
-        Neighbour(
-            artist_id=index.artist_ids[h.row],
-            name=index.names[h.row],
-            score=h.score,
-            modalities=index.modalities[h.row],
+def _cold_start(artifacts: Artifacts, vectors: dict[str, np.ndarray], sets: SetInputs, k: int) -> bytes:
+    """Encode, fuse and search a checked cold-start query: the JSON results array."""
+    encoded = artifacts.encode_query(vectors, sets)
+    if not np.isfinite(encoded).all() or not encoded.any():
+        given = ", ".join([*vectors, *sets])
+        raise unprocessable(
+            ["body"],
+            f"the model cannot encode these {given} values: they are far outside "
+            "the range of its training data (overflow)",
         )
-        for h in hits
-    ]
+    return artifacts.hits_json(artifacts.search(encoded, k))
 
 
 def _row_of(artifacts: Artifacts, artist_id: str) -> int:
@@ -132,14 +131,8 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def version_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        loaded: Artifacts | None = getattr(request.app.state, "artifacts", None)
-        if loaded is not None:
-            response.headers[MODEL_HEADER] = loaded.model.version
-            response.headers[INDEX_HEADER] = loaded.index.version
-        return response
+    app.add_middleware(FastPaths)  # inner: sees requests after VersionHeaders
+    app.add_middleware(VersionHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -153,33 +146,27 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
 
     @app.get("/artists/{artist_id}/similar", response_model=SimilarResponse, tags=["similar"])
-    def similar(
+    async def similar(
         artist_id: ArtistId,
         artifacts: ArtifactsDep,
         k: Annotated[int, Query(ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")] = 10,
-    ) -> SimilarResponse:
+    ) -> Response:
         """The k artists most similar to an indexed artist, the artist itself excluded."""
-        hits = artifacts.similar_to(_row_of(artifacts, artist_id), k)
-        return SimilarResponse(artist_id=artist_id, k=k, results=_neighbours(artifacts, hits))
+        row = _row_of(artifacts, artist_id)
+        if artifacts.precomputed(k):  # a slice of the list computed at build time: answered in the event loop
+            results = artifacts.similar_json(row, k)
+        else:  # a search: in a worker thread, so that FAISS can use the other cores
+            results = await run_in_threadpool(artifacts.similar_json, row, k)
+        return Response(similar_body(artist_id, k, results), media_type=JSON)
 
     @app.post("/similar", response_model=ColdStartResponse, tags=["similar"])
-    def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> ColdStartResponse:  # type: ignore[valid-type]
+    async def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> Response:  # type: ignore[valid-type]
         """The k indexed artists most similar to an artist described by any subset of its modalities."""
         vectors, sets, unknown_tags = _query_inputs(artifacts, query)
-        encoded = artifacts.encode_query(vectors, sets)
-        if not np.isfinite(encoded).all() or not encoded.any():
-            given = ", ".join([*vectors, *sets])
-            raise unprocessable(
-                ["body"],
-                f"the model cannot encode these {given} values: they are far outside "
-                "the range of its training data (overflow)",
-            )
-        hits = artifacts.search(encoded, query.k)  # type: ignore[attr-defined]
-        return ColdStartResponse(
-            modalities=[*vectors, *sets],
-            unknown_tags=unknown_tags,
-            k=query.k,  # type: ignore[attr-defined]
-            results=_neighbours(artifacts, hits),
+        results = _cold_start(artifacts, vectors, sets, query.k)  # type: ignore[attr-defined]
+        return Response(
+            cold_start_body([*vectors, *sets], unknown_tags, query.k, results),  # type: ignore[attr-defined]
+            media_type=JSON,
         )
 
     @app.get("/artists/{artist_id}", response_model=Artist, tags=["artists"])
@@ -190,9 +177,9 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         return Artist(artist_id=artist_id, name=index.names[row], modalities=index.modalities[row])
 
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
-        """Liveness: the process answers."""
-        return Health(status="ok")
+    async def healthz() -> Response:
+        """Liveness: the process answers. Also the benchmark's ceiling: the cheapest answer the app gives."""
+        return Response(HEALTHY, media_type=JSON)
 
     @app.get("/readyz", response_model=Readiness, tags=["health"])
     def readyz(artifacts: ArtifactsDep) -> Readiness:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.modalities import ModalityKind
 from core.vectors import FloatArray, fuse, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
+from service.responses import Answers
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MODEL_HEADER = "X-Model-Version"
+INDEX_HEADER = "X-Index-Version"
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,21 @@ class Artifacts:
     def __init__(self, model: OnnxModel, index: LoadedIndex) -> None:
         self.model = model
         self.index = index
+        self.answers = Answers(index)
+        self.version_headers = [
+            (MODEL_HEADER.lower().encode(), model.version.encode()),
+            (INDEX_HEADER.lower().encode(), index.version.encode()),
+        ]
 
     @classmethod
     def load(cls, settings: Settings) -> Artifacts:
-        """Load and verify both folders; raise CmarError naming what did not match."""
+        """Load and verify both folders; raise CmarError naming what did not match.
+
+        Also limits the process's BLAS and OpenMP threads to `search_threads`: a single query
+        gains nothing from more, and idle BLAS threads spin on the cores the server needs.
+        """
+        threadpool_limits(settings.search_threads)
+        faiss.omp_set_num_threads(settings.search_threads)
         model = OnnxModel(settings.model_dir, verify=settings.verify_hashes, threads=settings.onnx_threads)
         index = load_index(settings.index_dir, model=model.manifest, verify=settings.verify_hashes)
         log.info("serving model %s with index %s (%d artists)", model.version, index.version, len(index))
@@ -46,8 +63,24 @@ class Artifacts:
         return hits[:k]
 
     def similar_to(self, row: int, k: int) -> list[Hit]:
-        """The k nearest artists to an indexed artist, the artist itself excluded."""
+        """The k nearest artists to an indexed artist, the artist itself excluded (always a search)."""
         return self.search(vectors_of(self.index, np.array([row]))[0], k, exclude=row)
+
+    def precomputed(self, k: int) -> bool:
+        """Whether an answer of k similar artists is a lookup in the build's precomputed lists."""
+        return k <= self.index.manifest.neighbours_k
+
+    def similar_json(self, row: int, k: int) -> bytes:
+        """The JSON results array of `similar_to`: a slice of the precomputed list when there is one."""
+        if self.precomputed(k):
+            return self.answers.precomputed(row, k)
+        return self.hits_json(self.similar_to(row, k))
+
+    def hits_json(self, hits: list[Hit]) -> bytes:
+        """The JSON results array of hits."""
+        return self.answers.results(
+            np.array([h.row for h in hits], dtype=np.int64), np.array([h.score for h in hits], dtype=np.float32)
+        )
 
     def encode_query(
         self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]

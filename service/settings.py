@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0 = any free port)")
     verify_hashes: bool = Field(True, description="check every artifact file's sha256 at start-up")
     onnx_threads: int = Field(1, ge=0, description="ONNX Runtime threads per query (0 = all cores)")
+    search_threads: int = Field(
+        1, ge=1, description="BLAS and OpenMP threads per search (more only helps very large exact indexes)"
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
+    access_log: bool = Field(False, description="log every request (costs about a tenth of the throughput)")
 
 
 def load_settings(**overrides: object) -> Settings:

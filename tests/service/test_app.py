@@ -11,7 +11,8 @@ from catalog.io import read_catalog
 from catalog.tables import SetTable, VectorTable
 from core.errors import CmarError
 from index_build.index import load_index, vectors_of
-from service.app import INDEX_HEADER, MODEL_HEADER, create_app
+from service.app import create_app
+from service.artifacts import INDEX_HEADER, MODEL_HEADER
 from service.settings import Settings
 from tests.conftest import Built
 

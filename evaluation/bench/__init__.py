@@ -1,0 +1,1 @@
+"""Benchmarks: the API under load, the index build, training, scale and a peer engine."""

@@ -1,0 +1,175 @@
+"""The API under load: similar-artist requests against the app's own cheapest answer (the ceiling).
+
+Every case runs against the same `cmar serve` process, one after the other, at each
+concurrency, with the load generator in its own process (`evaluation.bench.loadgen`). The
+ceiling is GET /healthz of the same app and server: a constant answer through the same
+middleware, so `ratio_to_ceiling` says how close an endpoint comes to the framework's limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from catalog.io import read_catalog
+from catalog.tables import SetTable, VectorTable
+from evaluation.bench.loadgen import Request, run_load_subprocess
+from evaluation.bench.server import Server
+from service.app import create_app
+from service.artifacts import Artifacts
+from service.schemas import SimilarQuery
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = (1, 16, 64)
+N_ARTISTS = 1000  # distinct artists the requests cycle through
+
+
+def requests(catalog_dir: Path, index_dir: Path, seed: int = 0) -> dict[str, list[Request]]:
+    """The request lists of every case, from the catalogue the index was built from."""
+    from index_build.index import load_index
+
+    ids = load_index(index_dir, verify=False).artist_ids
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(ids), min(N_ARTISTS, len(ids)), replace=False)
+    return {
+        "ceiling": [Request("GET", "/healthz")],
+        "get_similar_k10": [Request("GET", f"/artists/{ids[i]}/similar?k=10") for i in pick],
+        "get_similar_k200": [Request("GET", f"/artists/{ids[i]}/similar?k=200") for i in pick],
+        "post_similar_k10": [Request("POST", "/similar", orjson.dumps(b)) for b in cold_start_bodies(catalog_dir, 10)],
+    }
+
+
+def cold_start_bodies(catalog_dir: Path, k: int, limit: int = N_ARTISTS) -> list[dict[str, Any]]:
+    """POST /similar bodies with all three modalities of catalogue artists that have them."""
+    catalog = read_catalog(catalog_dir)
+    audio, cf, tag = (catalog.modalities[n] for n in ("audio", "cf", "tag"))
+    assert isinstance(audio, VectorTable) and isinstance(cf, VectorTable) and isinstance(tag, SetTable)
+    rows = np.flatnonzero(audio.present & cf.present & tag.present)[:limit]
+    bodies = []
+    for row in rows:
+        span = slice(tag.indptr[row], tag.indptr[row + 1])
+        tags = {tag.vocab[i]: float(w) for i, w in zip(tag.items[span], tag.weights[span], strict=True)}
+        bodies.append({"audio": audio.values[row].tolist(), "cf": cf.values[row].tolist(), "tag": tags, "k": k})
+    return bodies
+
+
+def run(
+    running: Server,
+    cases: dict[str, list[Request]],
+    duration_s: float,
+    concurrency: tuple[int, ...] = CONCURRENCY,
+    warmup_s: float = 1.0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """`api.CASE.cN` of bench.json: rps, p50_ms, p99_ms, errors and ratio_to_ceiling.
+
+    Also the server's CPU time per request (`server_cpu_us`, warm-up included in both counts,
+    so approximate): near 1e6 / rps when the server, not the load generator, is the limit.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for case, reqs in cases.items():
+        out[case] = {}
+        for c in concurrency:
+            cpu = running.cpu_s()
+            result = run_load_subprocess(running.port, reqs, c, duration_s, warmup_s)
+            used = running.cpu_s() - cpu
+            out[case][f"c{c}"] = result.to_dict()
+            out[case][f"c{c}"]["server_cpu_us"] = round(
+                used / max(result.requests, 1) * 1e6 * duration_s / (duration_s + warmup_s), 1
+            )
+            log.info("%s c=%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms", case, c, result.rps, result.p50_ms, result.p99_ms)
+    for case in out:
+        for level, entry in out[case].items():
+            ceiling = out.get("ceiling", {}).get(level, {}).get("rps") or float("nan")
+            entry["ratio_to_ceiling"] = round(entry["rps"] / ceiling, 3)
+    return out
+
+
+def _per_call_us(fn: Callable[[], object], calls: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls: int) -> float:
+    """Microseconds per request through the ASGI app itself (middleware, routing, handler)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def loop() -> float:
+        await app(dict(scope), receive, send)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            await app(dict(scope), receive, send)
+        return (time.perf_counter() - t0) / calls * 1e6
+
+    us = asyncio.run(loop())
+    if set(statuses) != {200}:
+        raise RuntimeError(f"{method} {path}: statuses {sorted(set(statuses))} while profiling")
+    return us
+
+
+def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str, float]:
+    """Where a request's time goes, in microseconds per call, measured in this process.
+
+    The stages of POST /similar (JSON parsing and validation, vocabulary look-ups, the three
+    encoders, fusion, the search, serialisation) and of GET similar (a precomputed slice, or a
+    search), beside whole requests through the ASGI app, without a server or network.
+    """
+    from service.app import _cold_start, _query_inputs
+
+    artifacts = Artifacts.load(settings)
+    body = json.dumps(cold_start_bodies(catalog_dir, 10, limit=1)[0]).encode()
+    query = SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
+    vectors, sets, _ = _query_inputs(artifacts, query)
+    encoded = artifacts.encode_query(vectors, sets)
+    hits = artifacts.search(encoded, 10)
+    stages = {
+        "post.validate_json": _per_call_us(lambda: SimilarQuery.model_validate_json(body), calls),  # type: ignore[attr-defined]
+        "post.tag_lookup": _per_call_us(lambda: _query_inputs(artifacts, query), calls),
+        "post.encode_fuse": _per_call_us(lambda: artifacts.encode_query(vectors, sets), calls),
+        "post.search_k10": _per_call_us(lambda: artifacts.search(encoded, 10), calls),
+        "post.serialise": _per_call_us(lambda: artifacts.hits_json(hits), calls),
+        "post.handler_total": _per_call_us(lambda: _cold_start(artifacts, vectors, sets, 10), calls),
+        "get.lookup_k10": _per_call_us(lambda: artifacts.similar_json(0, 10), calls),
+        "get.search_k10": _per_call_us(lambda: artifacts.hits_json(artifacts.similar_to(0, 10)), calls),
+    }
+    app = create_app(settings, artifacts)
+    app.state.artifacts = artifacts  # as the lifespan would
+    artist = artifacts.index.artist_ids[0]
+    stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
+    stages["asgi.get_similar_k10"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=10", b"", calls)
+    stages["asgi.get_similar_k1000_search"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=1000", b"", calls)
+    stages["asgi.post_similar_k10"] = _asgi_us(app, "POST", "/similar", b"", body, calls)
+    return {name: round(us, 1) for name, us in stages.items()}

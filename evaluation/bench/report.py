@@ -1,0 +1,106 @@
+"""bench.json and its readable summary, bench.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+TARGETS = {  # name -> (what is compared, at least)
+    "get_similar_k10": ("api.get_similar_k10 ratio_to_ceiling, every concurrency", 0.8),
+    "post_similar_k10": ("api.post_similar_k10 ratio_to_ceiling, every concurrency", 0.5),
+    "encode_fuse": ("build.encode_fuse_artists_per_s", 30_000),
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if "model name" in ln), "")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def targets(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target of the issue: the measured value (the worst over concurrencies) and whether it is met."""
+    out: dict[str, dict[str, Any]] = {}
+    api = bench.get("api", {})
+    for case in ("get_similar_k10", "post_similar_k10"):
+        if case in api:
+            value = min(entry["ratio_to_ceiling"] for entry in api[case].values())
+            out[case] = {"measured": value, "target": TARGETS[case][1], "met": value >= TARGETS[case][1]}
+    if "build" in bench:
+        value = bench["build"]["encode_fuse_artists_per_s"]
+        out["encode_fuse"] = {"measured": value, "target": TARGETS["encode_fuse"][1], "met": value >= 30_000}
+    if "scale" in bench and bench["scale"].get("n_artists", 0) >= 1_000_000:
+        scale = bench["scale"]
+        out["scale_build_s"] = {"measured": scale["build_s"], "target": 600, "met": scale["build_s"] <= 600}
+        out["scale_recall"] = {
+            "measured": scale["recall_at_200"],
+            "target": 0.95,
+            "met": (scale["recall_at_200"] or 0) >= 0.95,
+        }
+        out["scale_p50_ms"] = {"measured": scale["p50_ms"], "target": 5.0, "met": scale["p50_ms"] <= 5.0}
+    return out
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def summary(bench: dict[str, Any]) -> str:
+    """bench.md: the tables, the targets and where the time goes."""
+    lines = ["# cmar benchmark", "", f"Command: `{bench['command']}`", ""]
+    m = bench["machine"]
+    lines += [f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}.", ""]
+    if "targets" in bench:
+        lines += ["## Targets", ""]
+        rows = [
+            [name, t["measured"], t["target"], "yes" if t["met"] else "**no**"] for name, t in bench["targets"].items()
+        ]
+        lines += [*_table(["target", "measured", "goal", "met"], rows), ""]
+    if "api" in bench:
+        lines += ["## API under load", "", bench.get("api_setup", ""), ""]
+        rows = [
+            [case, level, round(e["rps"]), e["p50_ms"], e["p99_ms"], e["errors"], e["ratio_to_ceiling"]]
+            for case, levels in bench["api"].items()
+            for level, e in levels.items()
+        ]
+        lines += _table(["case", "concurrency", "req/s", "p50 ms", "p99 ms", "errors", "ratio to ceiling"], rows)
+        lines += [""]
+    if "profile_us" in bench:
+        lines += ["## Where a request's time goes (microseconds per call, in process)", ""]
+        lines += [*_table(["stage", "us"], [[k, v] for k, v in bench["profile_us"].items()]), ""]
+    for section, title in (("build", "Index build"), ("build_demo", "Index build (demo catalogue)")):
+        if section in bench:
+            lines += [f"## {title}", "", "```json", json.dumps(bench[section], indent=1), "```", ""]
+    if "training" in bench:
+        rows = [
+            [name, t["n_train"], t["epochs"], t["s_per_epoch"], t["train_s"], t["peak_rss_mb"]]
+            for name, t in bench["training"].items()
+        ]
+        lines += ["## Training", ""]
+        lines += [*_table(["catalogue", "training artists", "epochs", "s/epoch", "total s", "peak MiB"], rows), ""]
+    for section, title in (("scale", "Scale"), ("peer", "Peer engine, same vectors and queries")):
+        if section in bench:
+            lines += [f"## {title}", "", "```json", json.dumps(bench[section], indent=1), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, bench: dict[str, Any]) -> None:
+    """Write bench.json and bench.md into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    bench["targets"] = targets(bench)
+    (out / "bench.json").write_text(json.dumps(bench, indent=1))
+    (out / "bench.md").write_text(summary(bench))

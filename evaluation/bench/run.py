@@ -1,0 +1,94 @@
+"""`cmar bench`: every benchmark in one run, written to bench.json and bench.md."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.bench import api, jobs, report, scale, server
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `cmar bench` measures and how long."""
+
+    out: Path
+    duration_s: float = 10.0  # measured seconds per API case and concurrency (after 1 s of warm-up)
+    concurrency: tuple[int, ...] = api.CONCURRENCY
+    demo_artists: int = 4000  # the synthetic catalogue the API is measured on
+    scale_artists: int = 1_000_000  # the large catalogue (0 = skip the scale and peer sections)
+    exact_limit: int | None = None  # override the build's exact/HNSW threshold (tests use a tiny one)
+    epochs: int | None = None  # override training epochs (tests)
+    olga: Path | None = None  # an OLGA folder: also time featurising and training on it
+    peer: bool = True
+    command: str = "cmar bench"
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Train on the demo catalogue, serve it under load, build and serve the large one, the peer."""
+    work = config.out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    bench: dict[str, Any] = {"command": config.command, "machine": report.machine(), "started": time.time()}
+    demo = work / "demo"
+    epochs = ["--epochs", str(config.epochs)] if config.epochs else []
+    jobs.run_cmar(["catalog", "synthetic", str(demo / "catalog"), "--n-artists", str(config.demo_artists)], demo)
+    trained = jobs.run_cmar(["train", str(demo / "catalog"), "--out", str(demo / "checkpoint"), *epochs], demo)
+    bench["training"] = {"synthetic": jobs.training(demo / "checkpoint", trained)}
+    jobs.run_cmar(["export", str(demo / "checkpoint"), "--out", str(demo / "model")], demo)
+    built = jobs.run_cmar(
+        ["build-index", str(demo / "catalog"), "--model", str(demo / "model"), "--out", str(demo / "index")], demo
+    )
+    bench["build_demo"] = jobs.build(demo / "index", built)
+    report.write(config.out, bench)
+
+    settings = Settings(model_dir=demo / "model", index_dir=demo / "index")
+    bench["profile_us"] = api.profile(settings, demo / "catalog")
+    cases = api.requests(demo / "catalog", demo / "index")
+    with server.start(demo / "model", demo / "index", work / "server.log") as running:
+        bench["api_setup"] = (
+            f"`cmar serve` (uvicorn, one process) on the demo catalogue ({bench['build_demo']['n_artists']} "
+            f"artists, {bench['build_demo']['index_type']}); the load generator in its own process; "
+            f"{config.duration_s:g} s measured per row after 1 s of warm-up; started in {running.startup_s:.1f} s."
+        )
+        bench["api"] = api.run(running, cases, config.duration_s, config.concurrency)
+        bench["api_server_rss_mb"] = round(running.rss_mb())
+    report.write(config.out, bench)
+
+    if config.scale_artists:
+        big = work / "scale"
+        section, _, index = scale.build(demo / "model", big, config.scale_artists, config.exact_limit)
+        bench["build"] = jobs.build(index, jobs.Measured(section["build_s"], section["build_peak_rss_mb"]))
+        ours = scale.search_latency(index)
+        section |= {k: v for k, v in ours.items() if not k.startswith("_")}
+        section |= scale.serve(demo / "model", index, work / "server-scale.log", min(config.duration_s, 5.0))
+        bench["scale"] = section
+        report.write(config.out, bench)
+        if config.peer:
+            bench["peer"] = scale.peer(ours)
+        del ours
+        shutil.rmtree(big / "catalog", ignore_errors=True)  # the largest files; the index stays for inspection
+    else:
+        bench["build"] = bench["build_demo"]
+
+    if config.olga is not None:
+        bench["training"]["olga"] = _olga_training(config.olga, work / "olga", config.epochs)
+    bench["finished"] = time.time()
+    report.write(config.out, bench)
+    return bench
+
+
+def _olga_training(folder: Path, work: Path, epochs: int | None) -> dict[str, Any]:
+    """Featurise an OLGA folder (timed) and train on it."""
+    started = time.perf_counter()
+    jobs.run_cmar(["catalog", "olga", str(folder), str(work / "catalog")], work)
+    featurise_s = time.perf_counter() - started
+    extra = ["--epochs", str(epochs)] if epochs else []
+    trained = jobs.run_cmar(["train", str(work / "catalog"), "--out", str(work / "checkpoint"), *extra], work)
+    return {**jobs.training(work / "checkpoint", trained), "featurise_s": round(featurise_s, 1)}

@@ -1,0 +1,99 @@
+"""Plain ASGI middleware: version headers on every response, and the hottest GETs answered first.
+
+Plain ASGI rather than `@app.middleware("http")`, whose request/response wrapping costs more
+than a precomputed answer itself.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.artifacts import Artifacts
+from service.responses import similar_body
+from service.settings import MAX_K
+
+JSON = "application/json"
+HEALTHY = b'{"status":"ok"}'
+_PREFIX, _SUFFIX = "/artists/", "/similar"
+
+
+def _loaded(scope: Scope) -> Artifacts | None:
+    app = scope.get("app")  # set by Starlette before the middleware stack runs
+    return getattr(app.state, "artifacts", None) if app is not None else None
+
+
+class VersionHeaders:
+    """Every response names the model and index versions being served."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loaded = _loaded(scope)  # the artifacts at the start of the request answer it
+
+        async def send_with_versions(message: Message) -> None:
+            if message["type"] == "http.response.start" and loaded is not None:
+                message["headers"] = [*message.get("headers", []), *loaded.version_headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_versions)
+
+
+def _k(query: bytes) -> int | None:
+    """k from a query string that holds nothing but an optional, plainly written k."""
+    if not query:
+        return 10
+    if not query.startswith(b"k=") or not query[2:].isdigit() or len(query) > 6 or query[2:3] == b"0":
+        return None
+    k = int(query[2:])
+    return k if 1 <= k <= MAX_K else None
+
+
+def fast_answer(scope: Scope) -> bytes | None:
+    """The body of a GET that needs no routing, validation or search, or None to let FastAPI answer.
+
+    /healthz, and /artists/{id}/similar for a known artist with k within the precomputed lists.
+    Everything else (an unknown artist, a bad or unusual k, a longer list) goes the documented
+    way through FastAPI, which gives the same answers and the errors.
+    """
+    path: str = scope["path"]
+    if path == "/healthz":
+        return HEALTHY
+    artifacts = _loaded(scope)
+    if artifacts is None:
+        return None
+    key = (path, scope.get("query_string", b""))
+    body = artifacts.answers.bodies.get(key)
+    if body is not None:
+        return body
+    if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+        return None
+    artist_id = path[len(_PREFIX) : -len(_SUFFIX)]
+    k = _k(key[1])
+    if k is None or "/" in artist_id or not artifacts.precomputed(k):
+        return None
+    row = artifacts.index.row_of.get(artist_id)
+    if row is None:
+        return None
+    body = similar_body(artist_id, k, artifacts.answers.precomputed(row, k))
+    artifacts.answers.remember(key, body)
+    return body
+
+
+class FastPaths:
+    """Answers `fast_answer`'s GETs directly; passes everything else on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = fast_answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

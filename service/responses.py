@@ -1,0 +1,99 @@
+"""Similar-artist answers serialised without per-request model objects.
+
+Every indexed artist's JSON (`{"artist_id": ..., "name": ..., "modalities": [...]`) is made
+once when the index loads; an answer is those fragments with their scores, joined. For an
+artist whose similar list was precomputed at build time, the whole list is serialised once
+(on first request, then kept in a bounded cache) with the byte offset after each entry, so
+an answer for any k up to the list's length is one slice: no search and no per-result Python
+work on the hot path. The most recent whole bodies are also kept by request, since on a
+loaded server even those few steps cost more than the cache look-up (their data has left the
+processor's caches between requests). The bytes are exactly what the response models in `service.schemas`
+describe (keys in another order).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from threading import Lock
+
+import numpy as np
+import orjson
+
+from index_build.index import LoadedIndex
+
+CACHE_ROWS = 100_000  # serialised lists kept (about 20 kB each at k = 200)
+BODY_CACHE_BYTES = 64 * 2**20  # whole response bodies kept, by request (about 1 kB each at k = 10)
+
+
+def _scores(values: np.ndarray) -> list[bytes]:
+    """Each score as JSON text, float32 shortest form: b"0.8123457"."""
+    text = orjson.dumps(np.ascontiguousarray(values, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
+    return text[1:-1].split(b",") if len(values) else []
+
+
+class Answers:
+    """JSON bodies of similar-artist answers for one loaded index."""
+
+    def __init__(self, index: LoadedIndex, cache_rows: int = CACHE_ROWS) -> None:
+        self.index = index
+        self.fragments = [
+            orjson.dumps({"artist_id": a, "name": n, "modalities": m})[:-1]
+            for a, n, m in zip(index.artist_ids, index.names, index.modalities, strict=True)
+        ]
+        self.cache_rows = cache_rows
+        self._lists: OrderedDict[int, tuple[bytes, list[int]]] = OrderedDict()
+        self._lock = Lock()
+        self.bodies: dict[tuple[str, bytes], bytes] = {}  # (path, query string) -> body; read without a lock
+        self._body_bytes = 0
+
+    def remember(self, key: tuple[str, bytes], body: bytes) -> None:
+        """Keep a whole response body for its request; the oldest go first past `BODY_CACHE_BYTES`."""
+        with self._lock:
+            self.bodies[key] = body
+            self._body_bytes += len(body)
+            while self._body_bytes > BODY_CACHE_BYTES and self.bodies:
+                self._body_bytes -= len(self.bodies.pop(next(iter(self.bodies))))
+
+    def _items(self, rows: np.ndarray, scores: np.ndarray) -> list[bytes]:
+        keep = rows >= 0
+        return [
+            self.fragments[r] + b',"score":' + s + b"}"
+            for r, s in zip(rows[keep].tolist(), _scores(scores[keep]), strict=True)
+        ]
+
+    def results(self, rows: np.ndarray, scores: np.ndarray) -> bytes:
+        """The JSON array of results for index rows and their cosines (rows < 0 are skipped)."""
+        return b"[" + b",".join(self._items(rows, scores)) + b"]"
+
+    def precomputed(self, row: int, k: int) -> bytes:
+        """The JSON array of the first k entries of a row's precomputed list (k <= its length)."""
+        with self._lock:
+            cached = self._lists.get(row)
+            if cached is not None:
+                self._lists.move_to_end(row)
+        if cached is None:
+            cached = self._serialise(row)
+            with self._lock:
+                self._lists[row] = cached
+                if len(self._lists) > self.cache_rows:
+                    self._lists.popitem(last=False)
+        text, ends = cached
+        return text[: ends[k - 1]] + b"]"
+
+    def _serialise(self, row: int) -> tuple[bytes, list[int]]:
+        """The row's whole list as b"[item,item,..." and the byte offset after each item."""
+        assert self.index.neighbours is not None and self.index.neighbour_scores is not None
+        items = self._items(self.index.neighbours[row], self.index.neighbour_scores[row])
+        ends = (np.cumsum([len(item) + 1 for item in items]) if items else np.zeros(0, dtype=np.int64)).tolist()
+        return b"[" + b",".join(items), ends
+
+
+def similar_body(artist_id: str, k: int, results: bytes) -> bytes:
+    """The body of GET /artists/{id}/similar."""
+    return b'{"artist_id":' + orjson.dumps(artist_id) + b',"k":' + str(k).encode() + b',"results":' + results + b"}"
+
+
+def cold_start_body(modalities: list[str], unknown_tags: list[str], k: int, results: bytes) -> bytes:
+    """The body of POST /similar."""
+    head = orjson.dumps({"modalities": modalities, "unknown_tags": unknown_tags, "k": k})[:-1]
+    return head + b',"results":' + results + b"}"
