@@ -54,9 +54,43 @@ def targets(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _why(bench: dict[str, Any]) -> list[str]:
+    """Each case's server CPU per request against the ceiling's: the throughput ratio's cause."""
+    api = bench["api"]
+    level = max(api["ceiling"], key=lambda name: int(name[1:]))
+    ceiling = api["ceiling"][level].get("server_cpu_us")
+    if not ceiling:
+        return []
+    lines = [
+        f"Server CPU per request at {level} (the server is one process; when it is the limit, its",
+        "throughput is the inverse of this cost, and the ratio to the ceiling is the ratio of costs):",
+        "",
+    ]
+    for case, levels in api.items():
+        cost = levels[level].get("server_cpu_us")
+        if cost:
+            lines.append(f"- {case}: {cost:.0f} us ({cost / ceiling:.1f} x the ceiling's {ceiling:.0f} us)")
+    profile = bench.get("profile_us", {})
+    if profile:
+        post = profile.get("asgi.post_similar_k10", 0.0)
+        handler = profile.get("post.handler_total", 0.0)
+        lines += [
+            "",
+            f"In process, a cold-start POST spends {profile.get('post.encode_fuse', 0):.0f} us in the three "
+            f"ONNX encoders and fusion, {profile.get('post.search_k10', 0):.0f} us searching, and about "
+            f"{max(post - handler, 0):.0f} us in FastAPI (body parsing, validation, routing); "
+            f"the ceiling's whole request through the app takes {profile.get('asgi.healthz', 0):.0f} us.",
+        ]
+    return [*lines, ""]
 
 
 def summary(bench: dict[str, Any]) -> str:
@@ -73,12 +107,14 @@ def summary(bench: dict[str, Any]) -> str:
     if "api" in bench:
         lines += ["## API under load", "", bench.get("api_setup", ""), ""]
         rows = [
-            [case, level, round(e["rps"]), e["p50_ms"], e["p99_ms"], e["errors"], e["ratio_to_ceiling"]]
+            [case, level, round(e["rps"]), _ms(e["p50_ms"]), _ms(e["p99_ms"]), e["errors"], e["ratio_to_ceiling"]]
             for case, levels in bench["api"].items()
             for level, e in levels.items()
         ]
         lines += _table(["case", "concurrency", "req/s", "p50 ms", "p99 ms", "errors", "ratio to ceiling"], rows)
         lines += [""]
+    if "api" in bench:
+        lines += _why(bench)
     if "profile_us" in bench:
         lines += ["## Where a request's time goes (microseconds per call, in process)", ""]
         lines += [*_table(["stage", "us"], [[k, v] for k, v in bench["profile_us"].items()]), ""]

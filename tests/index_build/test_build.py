@@ -111,3 +111,47 @@ def test_catalogue_with_other_input_dimension_is_refused(built: Built, tmp_path:
     with pytest.raises(CmarError, match=r"audio: the catalogue's vectors have 63 values, model m-\w+ expects 64"):
         build_index(copy, built.model, tmp_path / "index", progress=False)
     assert not (tmp_path / "index").exists()
+
+
+def test_precomputed_lists_equal_a_live_search_without_the_artist(built: Built) -> None:
+    loaded = load_index(built.index)
+    assert loaded.neighbours is not None and loaded.neighbour_scores is not None
+    k = loaded.manifest.neighbours_k
+    assert k == min(200, len(loaded) - 1) and loaded.neighbours.shape == (len(loaded), k)
+    rows = np.arange(0, len(loaded), 37)
+    vectors = vectors_of(loaded, rows)
+    cosines, hits = loaded.search(vectors, k + 1)
+    for i, row in enumerate(rows):
+        keep = hits[i] != row
+        np.testing.assert_allclose(loaded.neighbour_scores[row], cosines[i][keep][:k], atol=1e-5)
+        assert row not in loaded.neighbours[row]
+        # the same artists up to ties: every listed artist scores what the live search gave it
+        live = dict(zip(hits[i].tolist(), cosines[i].tolist(), strict=True))
+        shared = [r for r in loaded.neighbours[row].tolist() if r in live]
+        assert len(shared) >= k - 2
+
+
+def test_a_large_catalogue_gets_a_graph_whose_recall_is_measured_and_kept(built: Built, tmp_path: Path) -> None:
+    manifest = build_index(built.catalog, built.model, tmp_path / "graph", progress=False, exact_limit=100)
+    assert manifest.index_type.startswith("IndexHNSWFlat")
+    assert manifest.search["recall"] >= 0.95 and manifest.search["recall_k"] == 200
+    assert manifest.neighbours_k == 200  # still small enough for precomputed lists
+    assert manifest.self_check["ok"] and manifest.self_check["checked"] == manifest.n_artists
+    loaded = load_index(tmp_path / "graph")
+    assert loaded.index.hnsw.efSearch == manifest.search["ef_search"] >= 200
+    assert loaded.matrix is None  # graph indexes are searched by FAISS
+
+
+def test_no_precomputed_lists_when_asked(built: Built, tmp_path: Path) -> None:
+    manifest = build_index(built.catalog, built.model, tmp_path / "plain", progress=False, neighbours_k=0)
+    assert manifest.neighbours_k == 0 and "neighbours.npy" not in manifest.files
+    assert load_index(tmp_path / "plain").neighbours is None
+
+
+def test_precomputed_lists_of_the_wrong_shape_are_refused(built: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(built.index, copy)
+    lists = np.load(copy / "neighbours.npy")
+    np.save(copy / "neighbours.npy", lists[:, :5])
+    with pytest.raises(CmarError, match="expected shape"):
+        load_index(copy, verify=False)

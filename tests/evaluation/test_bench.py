@@ -1,0 +1,64 @@
+"""`cmar bench` on tiny catalogues writes a complete report; the load generator stays on this machine."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from evaluation.bench.loadgen import Request, run_load
+from evaluation.bench.run import BenchConfig, run_bench
+
+CASES = ("ceiling", "get_similar_k10", "get_similar_k200", "post_similar_k10")
+
+
+def test_bench_writes_every_section(tmp_path: Path) -> None:
+    config = BenchConfig(
+        out=tmp_path / "bench",
+        duration_s=0.5,
+        concurrency=(1, 4),
+        demo_artists=500,
+        scale_artists=3000,
+        exact_limit=1000,  # the large catalogue takes the HNSW path
+        epochs=2,
+    )
+    run_bench(config)
+    bench = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    for case in CASES:
+        for level in ("c1", "c4"):
+            entry = bench["api"][case][level]
+            assert entry["requests"] > 0 and entry["errors"] == 0, (case, level, entry)
+            assert {"rps", "p50_ms", "p99_ms", "ratio_to_ceiling"} <= set(entry)
+    assert bench["api"]["ceiling"]["c1"]["ratio_to_ceiling"] == 1.0
+    build = bench["build"]
+    assert build["encode_fuse_artists_per_s"] > 0 and build["index_artists_per_s"] > 0
+    assert build["bytes_per_artist"] >= 4 * 201 and build["peak_rss_mb"] > 0
+    scale = bench["scale"]
+    assert scale["n_artists"] == 3000 and scale["index_type"].startswith("IndexHNSWFlat")
+    assert scale["recall_at_200"] >= 0.95 and scale["p50_ms"] > 0 and scale["startup_s"] > 0
+    assert bench["peer"]["engine"].startswith("usearch") and 0 < bench["peer"]["recall_at_200"] <= 1
+    assert bench["training"]["synthetic"]["epochs"] == 2 and bench["training"]["synthetic"]["s_per_epoch"] > 0
+    assert set(bench["targets"]) >= {"get_similar_k10", "post_similar_k10", "encode_fuse"}
+    summary = (tmp_path / "bench" / "bench.md").read_text()
+    assert "get_similar_k10" in summary and "## Scale" in summary and "usearch" in summary
+
+
+def test_the_load_generator_refuses_other_hosts() -> None:
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        run_load("192.168.1.10", 80, [Request("GET", "/")], 1, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "0"], "--duration"),
+        (["--concurrency", "0"], "--concurrency"),
+        (["--olga", "nowhere"], "nowhere"),
+    ],
+)
+def test_bad_bench_options_are_one_line_errors(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--out", str(tmp_path), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cmar: error:") and message in err and "\n" not in err
