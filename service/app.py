@@ -1,21 +1,22 @@
-"""The FastAPI application: similar artists by id, cold-start queries, health."""
+"""The FastAPI application: similar artists by id, cold-start queries, writes, swaps, health."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from core.modalities import ModalityKind
-from service.artifacts import Artifacts
-from service.middleware import HEALTHY, JSON, FastPaths, VersionHeaders
+from service.artifacts import Artifacts, hits_json
+from service.auth import read_access
+from service.middleware import HEALTHY, JSON, BodyLimit, FastPaths, VersionHeaders
+from service.queries import encode_checked, query_inputs
 from service.responses import cold_start_body, similar_body
 from service.schemas import (
     Artist,
@@ -25,14 +26,12 @@ from service.schemas import (
     SimilarQuery,
     SimilarResponse,
 )
-from service.settings import MAX_K, Settings, get_settings
+from service.settings import MAX_K, Settings, get_settings, writes_db
+from service.store import WriteStore
+from service.writes import Live, replay
+from service.writes import router as writes_router
 
 log = logging.getLogger(__name__)
-
-
-def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
-    """A 422 in the same shape as FastAPI's validation errors: where, and what was expected."""
-    return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def _error(error: Any) -> dict[str, Any]:
@@ -54,84 +53,42 @@ ArtifactsDep = Annotated[Artifacts, Depends(get_artifacts)]
 ArtistId = Annotated[str, Path(description="the artist's id in the catalogue", min_length=1)]
 
 
-def _cold_start(artifacts: Artifacts, vectors: dict[str, np.ndarray], sets: SetInputs, k: int) -> bytes:
-    """Encode, fuse and search a checked cold-start query: the JSON results array."""
-    encoded = artifacts.encode_query(vectors, sets)
-    if not np.isfinite(encoded).all() or not encoded.any():
-        given = ", ".join([*vectors, *sets])
-        raise unprocessable(
-            ["body"],
-            f"the model cannot encode these {given} values: they are far outside "
-            "the range of its training data (overflow)",
-        )
-    return artifacts.hits_json(artifacts.search(encoded, k))
-
-
-def _row_of(artifacts: Artifacts, artist_id: str) -> int:
-    row = artifacts.index.row_of.get(artist_id)
-    if row is None:
+def _served(artifacts: Artifacts, artist_id: str) -> tuple[str, list[str]]:
+    found = artifacts.artist(artist_id)
+    if found is None:
         raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
-    return row
-
-
-SetInputs = dict[str, tuple[np.ndarray, np.ndarray]]  # modality -> (item vectors (T, d), raw weights (T,))
-
-
-def _query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray], SetInputs, list[str]]:
-    """Check a cold-start query against the model and turn it into encoder inputs."""
-    model = artifacts.model
-    vectors: dict[str, np.ndarray] = {}
-    sets: SetInputs = {}
-    unknown_tags: list[str] = []
-    for name, value in query.given().items():
-        loc: list[str | int] = ["body", name]
-        if name not in model.sessions:
-            raise unprocessable(loc, f"this model has no {name} encoder; it accepts {', '.join(model.sessions)}")
-        dim = model.input_dim(name)
-        if model.kind(name) is ModalityKind.VECTOR:
-            vectors[name] = _finite(loc, value, dim)
-            continue
-        if isinstance(value, dict) or isinstance(value[0], str):
-            weighted = value if isinstance(value, dict) else dict.fromkeys(value, 1.0)
-            vocab = model.vocabularies[name]
-            known = [t for t in weighted if t in vocab.index]
-            unknown_tags = [t for t in weighted if t not in vocab.index]
-            if not known:
-                raise unprocessable(loc, f"none of the {len(weighted)} tag name(s) is in the model's vocabulary")
-            order = sorted(known, key=lambda t: -weighted[t])  # heaviest first, as in the catalogue
-            sets[name] = (vocab.vectors[[vocab.index[t] for t in order]], np.array([weighted[t] for t in order]))
-        else:
-            items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
-            sets[name] = (items, np.ones(len(items)))
-    return vectors, sets, unknown_tags
-
-
-def _finite(loc: list[str | int], value: list[float], dim: int) -> np.ndarray:
-    if len(value) != dim:
-        raise unprocessable(loc, f"expected a vector of {dim} numbers, got {len(value)}")
-    arr = np.asarray(value, dtype=np.float64)
-    if np.abs(arr).max(initial=0.0) > np.finfo(np.float32).max:
-        raise unprocessable(loc, "values must be finite 32-bit floats (|x| < 3.4e38)")
-    return arr.astype(np.float32)
+    return found
 
 
 def create_app(settings: Settings | None = None, artifacts: Artifacts | None = None) -> FastAPI:
     """Build the app; artifacts are loaded in the lifespan unless already loaded (by `cmar serve`)."""
 
+    settings = settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.artifacts = artifacts or Artifacts.load(settings or get_settings())
+        loaded = artifacts or Artifacts.load(settings)
+        store = WriteStore(writes_db(settings))
+        replay(loaded, store)
+        app.state.live = Live(store, threading.Lock())
+        app.state.artifacts = loaded
         yield
         app.state.artifacts = None
+        store.close()
 
     app = FastAPI(
         title="cmar: cross-modal artist retrieval",
         description="Similar artists from any mix of audio, tag and listening-data embeddings.",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(read_access)],
     )
+    app.state.settings = settings
+    app.state.reads_need_key = settings.read_key_required
+    app.include_router(writes_router)
 
-    app.add_middleware(FastPaths)  # inner: sees requests after VersionHeaders
+    app.add_middleware(FastPaths)  # inner: sees requests after the ones below
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(VersionHeaders)
 
     @app.exception_handler(RequestValidationError)
@@ -149,21 +106,27 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     async def similar(
         artist_id: ArtistId,
         artifacts: ArtifactsDep,
+        request: Request,
         k: Annotated[int, Query(ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")] = 10,
     ) -> Response:
         """The k artists most similar to an indexed artist, the artist itself excluded."""
-        row = _row_of(artifacts, artist_id)
-        if artifacts.precomputed(k):  # a slice of the list computed at build time: answered in the event loop
-            results = artifacts.similar_json(row, k)
+        overlay = artifacts.overlay
+        if overlay.empty and artifacts.precomputed(k):  # a slice of a list computed at build time
+            results = artifacts.similar_json(artist_id, k)
         else:  # a search: in a worker thread, so that FAISS can use the other cores
-            results = await run_in_threadpool(artifacts.similar_json, row, k)
-        return Response(similar_body(artist_id, k, results), media_type=JSON)
+            results = await run_in_threadpool(artifacts.similar_json, artist_id, k)
+        if results is None:
+            _served(artifacts, artist_id)  # raises the 404
+        assert results is not None
+        body = similar_body(artist_id, k, results)
+        overlay.cache.put((request.scope["path"], request.scope.get("query_string", b"")), body)
+        return Response(body, media_type=JSON)
 
     @app.post("/similar", response_model=ColdStartResponse, tags=["similar"])
     async def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> Response:  # type: ignore[valid-type]
         """The k indexed artists most similar to an artist described by any subset of its modalities."""
-        vectors, sets, unknown_tags = _query_inputs(artifacts, query)
-        results = _cold_start(artifacts, vectors, sets, query.k)  # type: ignore[attr-defined]
+        vectors, sets, unknown_tags = query_inputs(artifacts, query)
+        results = hits_json(artifacts.search(encode_checked(artifacts, vectors, sets), query.k))  # type: ignore[attr-defined]
         return Response(
             cold_start_body([*vectors, *sets], unknown_tags, query.k, results),  # type: ignore[attr-defined]
             media_type=JSON,
@@ -172,9 +135,8 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     @app.get("/artists/{artist_id}", response_model=Artist, tags=["artists"])
     def artist(artist_id: ArtistId, artifacts: ArtifactsDep) -> Artist:
         """An indexed artist's name and modalities."""
-        row = _row_of(artifacts, artist_id)
-        index = artifacts.index
-        return Artist(artist_id=artist_id, name=index.names[row], modalities=index.modalities[row])
+        name, modalities = _served(artifacts, artist_id)
+        return Artist(artist_id=artist_id, name=name, modalities=modalities)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> Response:
@@ -188,7 +150,7 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
             status="ready",
             model_version=artifacts.model.version,
             index_version=artifacts.index.version,
-            n_artists=len(artifacts.index),
+            n_artists=len(artifacts),
             modalities=list(artifacts.model.sessions),
         )
 

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
+import orjson
 from threadpoolctl import threadpool_limits
 
+from core.errors import CmarError
 from core.modalities import ModalityKind
 from core.vectors import FloatArray, fuse, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
+from service.live import Overlay
 from service.responses import Answers
 from service.settings import Settings
 
@@ -24,19 +27,21 @@ INDEX_HEADER = "X-Index-Version"
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: an index row and its cosine similarity to the query."""
+    """One result: an artist's JSON fragment (see `service.live.fragment`), id and cosine to the query."""
 
-    row: int
+    artist_id: str
     score: float
+    fragment: bytes
 
 
 class Artifacts:
-    """A verified model and index pair."""
+    """A verified model and index pair, and the live writes laid over the index."""
 
     def __init__(self, model: OnnxModel, index: LoadedIndex) -> None:
         self.model = model
         self.index = index
         self.answers = Answers(index)
+        self.overlay = Overlay(dim=index.manifest.embedding_dim)  # replaced whole by every write
         self.version_headers = [
             (MODEL_HEADER.lower().encode(), model.version.encode()),
             (INDEX_HEADER.lower().encode(), index.version.encode()),
@@ -56,31 +61,141 @@ class Artifacts:
         log.info("serving model %s with index %s (%d artists)", model.version, index.version, len(index))
         return cls(model, index)
 
-    def search(self, query: FloatArray, k: int, exclude: int | None = None) -> list[Hit]:
-        """The k nearest artists to a unit vector, leaving out index row `exclude`."""
-        scores, rows = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k + (exclude is not None))
-        hits = [Hit(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and r != exclude]
-        return hits[:k]
+    # Reading: the built index and the overlay together.
 
-    def similar_to(self, row: int, k: int) -> list[Hit]:
-        """The k nearest artists to an indexed artist, the artist itself excluded (always a search)."""
-        return self.search(vectors_of(self.index, np.array([row]))[0], k, exclude=row)
+    def base_row(self, artist_id: str, overlay: Overlay | None = None) -> int | None:
+        """The built-index row of an artist that is served from it (None if written over or absent)."""
+        row = self.index.row_of.get(artist_id)
+        return None if row is None or row in (overlay or self.overlay).hidden else row
+
+    def artist(self, artist_id: str) -> tuple[str, list[str]] | None:
+        """An artist's name and modalities, or None if it is not served."""
+        overlay = self.overlay
+        at = overlay.row_of.get(artist_id)
+        if at is not None:
+            return overlay.names[at], list(overlay.modalities[at])
+        row = self.base_row(artist_id, overlay)
+        return None if row is None else (self.index.names[row], self.index.modalities[row])
+
+    def __len__(self) -> int:
+        overlay = self.overlay
+        return len(self.index) - len(overlay.hidden) + len(overlay.ids)
+
+    def search(
+        self, query: FloatArray, k: int, exclude: str | None = None, overlay: Overlay | None = None
+    ) -> list[Hit]:
+        """The k nearest served artists to a unit vector, leaving out artist `exclude`.
+
+        Ranked, as the index ranks, by cosine minus the candidate's hub penalty; scores are cosines.
+        """
+        overlay = overlay or self.overlay
+        q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        wanted = min(len(self.index), k + len(overlay.hidden) + 1)
+        cosines, rows = self.index.search(q, wanted)
+        keep = [
+            j
+            for j, r in enumerate(rows[0].tolist())
+            if r >= 0 and r not in overlay.hidden and self.index.artist_ids[r] != exclude
+        ]
+        base_rows = rows[0][keep]
+        base_cos = cosines[0][keep]
+        ranks = [base_cos - self.index.penalty[base_rows]]
+        cos_all = [base_cos]
+        if overlay.ids:
+            live_cos = overlay.vectors @ q[0]
+            if exclude in overlay.row_of:
+                live_cos[overlay.row_of[exclude]] = -np.inf
+            ranks.append(live_cos - overlay.penalty)
+            cos_all.append(live_cos)
+        rank = np.concatenate(ranks)
+        order = np.argsort(-rank, kind="stable")[:k]
+        order = order[np.isfinite(rank[order])]
+        cos = np.concatenate(cos_all)
+        n_base = len(base_rows)
+        hits = []
+        for j in order.tolist():
+            if j < n_base:
+                r = int(base_rows[j])
+                hits.append(Hit(self.index.artist_ids[r], float(cos[j]), self.answers.fragments[r]))
+            else:
+                at = j - n_base
+                hits.append(Hit(overlay.ids[at], float(cos[j]), overlay.fragments[at]))
+        return hits
+
+    def vector_of(self, artist_id: str, overlay: Overlay | None = None) -> FloatArray | None:
+        """A served artist's fused unit vector, or None."""
+        overlay = overlay or self.overlay
+        at = overlay.row_of.get(artist_id)
+        if at is not None:
+            return overlay.vectors[at]
+        row = self.base_row(artist_id, overlay)
+        return None if row is None else vectors_of(self.index, np.array([row]))[0]
 
     def precomputed(self, k: int) -> bool:
-        """Whether an answer of k similar artists is a lookup in the build's precomputed lists."""
+        """Whether an answer of k similar artists can be a slice of the build's precomputed lists."""
         return k <= self.index.manifest.neighbours_k
 
-    def similar_json(self, row: int, k: int) -> bytes:
-        """The JSON results array of `similar_to`: a slice of the precomputed list when there is one."""
-        if self.precomputed(k):
-            return self.answers.precomputed(row, k)
-        return self.hits_json(self.similar_to(row, k))
+    def similar_json(self, artist_id: str, k: int) -> bytes | None:
+        """The JSON results array of the k artists most similar to a served artist (None if not served).
 
-    def hits_json(self, hits: list[Hit]) -> bytes:
-        """The JSON results array of hits."""
-        return self.answers.results(
-            np.array([h.row for h in hits], dtype=np.int64), np.array([h.score for h in hits], dtype=np.float32)
-        )
+        A slice of the precomputed list while nothing has been written; a search otherwise.
+        """
+        overlay = self.overlay
+        if overlay.empty and self.precomputed(k):
+            row = self.index.row_of.get(artist_id)
+            return None if row is None else self.answers.precomputed(row, k)
+        vector = self.vector_of(artist_id, overlay)
+        if vector is None:
+            return None
+        return hits_json(self.search(vector, k, exclude=artist_id, overlay=overlay))
+
+    def self_query(self, count: int = 20) -> None:
+        """Check that artists spread over the index find themselves (top 1 exact, top 10 graph).
+
+        Raise CmarError naming the first artist that does not: the index does not hold what its
+        artist table says, or the vectors are broken.
+        """
+        n = len(self.index)
+        depth = 1 if self.index.matrix is not None else 10
+        for row in np.unique(np.linspace(0, max(n - 1, 0), num=min(count, n), dtype=np.int64)).tolist():
+            vector = vectors_of(self.index, np.array([row]))[0]
+            if not np.isfinite(vector).all():
+                raise CmarError(f"self-query: artist {self.index.artist_ids[row]!r} has a non-finite vector")
+            _, rows = self.index.search(vector[None, :], depth)
+            cosines = vectors_of(self.index, rows[0][rows[0] >= 0]) @ vector
+            if row not in rows[0] and not (cosines >= 1 - 1e-5).any():
+                raise CmarError(
+                    f"self-query: artist {self.index.artist_ids[row]!r} is not among its own {depth} nearest"
+                )
+
+    # Writing: new overlay snapshots.
+
+    def put(self, artist_id: str, name: str, modalities: list[str], vector: FloatArray) -> bool:
+        """Add or replace an artist (fused unit vector); True if it was not served before."""
+        created = self.artist(artist_id) is None
+        overlay = self.overlay
+        penalty = self._penalty(vector, overlay)
+        row = self.index.row_of.get(artist_id)
+        self.overlay = overlay.with_artist(artist_id, name, modalities, vector, penalty, row)
+        return created
+
+    def delete(self, artist_id: str) -> bool:
+        """Stop serving an artist; False if it was not served."""
+        if self.artist(artist_id) is None:
+            return False
+        self.overlay = self.overlay.without_artist(artist_id, self.index.row_of.get(artist_id))
+        return True
+
+    def _penalty(self, vector: FloatArray, overlay: Overlay) -> float:
+        """A written artist's hub penalty, as the build computes it: beta/2 times its mean cosine
+        to its nearest built-index artists."""
+        beta = self.index.hub_beta
+        hub_k = int(self.index.manifest.hub.get("k", 0))
+        if beta == 0 or hub_k == 0:
+            return 0.0
+        cosines, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), hub_k + 1)
+        served = [c for c, r in zip(cosines[0].tolist(), rows[0].tolist(), strict=True) if r >= 0]
+        return float(beta / 2 * np.mean(sorted(served, reverse=True)[:hub_k])) if served else 0.0
 
     def encode_query(
         self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]
@@ -100,3 +215,10 @@ class Artifacts:
                 items, weights = (part[: self.model.manifest.max_tags] for part in sets[name])
                 stack[m] = self.model.encode_set(name, items[None], item_weights(weights[None]))
         return fuse(stack, np.ones((len(names), 1), dtype=bool))[0]
+
+
+def hits_json(hits: list[Hit]) -> bytes:
+    """The JSON results array of hits: each artist's fragment with its score."""
+    scores = orjson.dumps(np.array([h.score for h in hits], dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
+    texts = scores[1:-1].split(b",") if hits else []
+    return b"[" + b",".join(h.fragment + b',"score":' + t + b"}" for h, t in zip(hits, texts, strict=True)) + b"]"

@@ -6,6 +6,7 @@ than a precomputed answer itself.
 
 from __future__ import annotations
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.artifacts import Artifacts
@@ -55,19 +56,22 @@ def _k(query: bytes) -> int | None:
 def fast_answer(scope: Scope) -> bytes | None:
     """The body of a GET that needs no routing, validation or search, or None to let FastAPI answer.
 
-    /healthz, and /artists/{id}/similar for a known artist with k within the precomputed lists.
-    Everything else (an unknown artist, a bad or unusual k, a longer list) goes the documented
-    way through FastAPI, which gives the same answers and the errors.
+    /healthz; and /artists/{id}/similar when its body is cached for the current snapshot of
+    writes, or, while nothing has been written, for a built-index artist with k within the
+    precomputed lists. Everything else (an unknown artist, a bad or unusual k, a longer list,
+    a search) goes the documented way through FastAPI, which gives the same answers, the
+    errors, and caches what it computed.
     """
     path: str = scope["path"]
     if path == "/healthz":
         return HEALTHY
     artifacts = _loaded(scope)
-    if artifacts is None:
+    if artifacts is None or getattr(scope["app"].state, "reads_need_key", False):
         return None
+    overlay = artifacts.overlay
     key = (path, scope.get("query_string", b""))
-    body = artifacts.answers.bodies.get(key)
-    if body is not None:
+    body = overlay.cache.get(key)
+    if body is not None or not overlay.empty:
         return body
     if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
         return None
@@ -79,7 +83,7 @@ def fast_answer(scope: Scope) -> bytes | None:
     if row is None:
         return None
     body = similar_body(artist_id, k, artifacts.answers.precomputed(row, k))
-    artifacts.answers.remember(key, body)
+    overlay.cache.put(key, body)
     return body
 
 
@@ -97,3 +101,50 @@ class FastPaths:
         headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """A 413 that names the limit, for a body over it: by its Content-Length, or as it is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        detail = f"the request body has {size} bytes; the limit is {self.max_bytes} bytes (CMAR_MAX_BODY_BYTES)"
+        body = orjson.dumps({"detail": detail})
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send, str(int(length)))
+            return
+        if scope["method"] in ("GET", "HEAD") or length is not None:  # no body, or one known to fit
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # answer now; the app sees the client go away
+                refused = True
+                await self._refuse(send, f"more than {self.max_bytes}")
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)

@@ -5,10 +5,9 @@ once when the index loads; an answer is those fragments with their scores, joine
 artist whose similar list was precomputed at build time, the whole list is serialised once
 (on first request, then kept in a bounded cache) with the byte offset after each entry, so
 an answer for any k up to the list's length is one slice: no search and no per-result Python
-work on the hot path. The most recent whole bodies are also kept by request, since on a
-loaded server even those few steps cost more than the cache look-up (their data has left the
-processor's caches between requests). The bytes are exactly what the response models in `service.schemas`
-describe (keys in another order).
+work on the hot path (whole bodies are also kept by request: `service.live.BodyCache`).
+The bytes are exactly what the response models in `service.schemas` describe (keys in
+another order).
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import numpy as np
 import orjson
 
 from index_build.index import LoadedIndex
+from service.live import fragment
 
 CACHE_ROWS = 100_000  # serialised lists kept (about 20 kB each at k = 200)
-BODY_CACHE_BYTES = 64 * 2**20  # whole response bodies kept, by request (about 1 kB each at k = 10)
 
 
 def _scores(values: np.ndarray) -> list[bytes]:
@@ -37,22 +36,11 @@ class Answers:
     def __init__(self, index: LoadedIndex, cache_rows: int = CACHE_ROWS) -> None:
         self.index = index
         self.fragments = [
-            orjson.dumps({"artist_id": a, "name": n, "modalities": m})[:-1]
-            for a, n, m in zip(index.artist_ids, index.names, index.modalities, strict=True)
+            fragment(a, n, m) for a, n, m in zip(index.artist_ids, index.names, index.modalities, strict=True)
         ]
         self.cache_rows = cache_rows
         self._lists: OrderedDict[int, tuple[bytes, list[int]]] = OrderedDict()
         self._lock = Lock()
-        self.bodies: dict[tuple[str, bytes], bytes] = {}  # (path, query string) -> body; read without a lock
-        self._body_bytes = 0
-
-    def remember(self, key: tuple[str, bytes], body: bytes) -> None:
-        """Keep a whole response body for its request; the oldest go first past `BODY_CACHE_BYTES`."""
-        with self._lock:
-            self.bodies[key] = body
-            self._body_bytes += len(body)
-            while self._body_bytes > BODY_CACHE_BYTES and self.bodies:
-                self._body_bytes -= len(self.bodies.pop(next(iter(self.bodies))))
 
     def _items(self, rows: np.ndarray, scores: np.ndarray) -> list[bytes]:
         keep = rows >= 0
@@ -60,10 +48,6 @@ class Answers:
             self.fragments[r] + b',"score":' + s + b"}"
             for r, s in zip(rows[keep].tolist(), _scores(scores[keep]), strict=True)
         ]
-
-    def results(self, rows: np.ndarray, scores: np.ndarray) -> bytes:
-        """The JSON array of results for index rows and their cosines (rows < 0 are skipped)."""
-        return b"[" + b",".join(self._items(rows, scores)) + b"]"
 
     def precomputed(self, row: int, k: int) -> bytes:
         """The JSON array of the first k entries of a row's precomputed list (k <= its length)."""

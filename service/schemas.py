@@ -14,12 +14,13 @@ Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 SetItems = list[str] | list[Vector] | dict[str, Weight]
 
 
-class _QueryBase(BaseModel):
-    """Checks shared by every cold-start query, whatever modalities the registry declares."""
+MAX_ITEMS = 1000  # tags (or tag vectors) in one request
+
+
+class _ModalitiesBase(BaseModel):
+    """Checks shared by every body that describes an artist by its modalities (queries and writes)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    k: int = Field(10, ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")
 
     @model_validator(mode="before")
     @classmethod
@@ -27,8 +28,9 @@ class _QueryBase(BaseModel):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(cls.model_fields))
             if unknown:
+                others = " and ".join(f for f in cls.model_fields if f not in MODALITY_NAMES)
                 raise ValueError(
-                    f"unknown modality {unknown[0]!r}; expected any of {', '.join(MODALITY_NAMES)} (and k)"
+                    f"unknown modality {unknown[0]!r}; expected any of {', '.join(MODALITY_NAMES)} (and {others})"
                 )
             if not any(data.get(name) is not None for name in MODALITY_NAMES):
                 raise ValueError(f"give at least one modality: {', '.join(MODALITY_NAMES)}")
@@ -39,6 +41,18 @@ class _QueryBase(BaseModel):
         return {name: getattr(self, name) for name in MODALITY_NAMES if getattr(self, name) is not None}
 
 
+class _QueryBase(_ModalitiesBase):
+    """A cold-start query's own field."""
+
+    k: int = Field(10, ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")
+
+
+class _WriteBase(_ModalitiesBase):
+    """A written artist's own field."""
+
+    name: str = Field(min_length=1, max_length=500, description="the artist's display name")
+
+
 def _modality_field(kind: ModalityKind, description: str) -> Any:
     if kind is ModalityKind.VECTOR:
         return (Vector | None, Field(None, min_length=1, description=f"{description}: one vector"))
@@ -47,6 +61,7 @@ def _modality_field(kind: ModalityKind, description: str) -> Any:
         Field(
             None,
             min_length=1,
+            max_length=MAX_ITEMS,
             description=f"{description}: names in the model's vocabulary (each weighing 1), "
             "an object of names and weights (e.g. how many listeners used each tag), or vectors",
         ),
@@ -59,6 +74,47 @@ SimilarQuery = create_model(  # one optional field per registry modality
     __doc__="A cold-start query: any non-empty subset of modalities, and k.",
     **{m.name: _modality_field(m.kind, m.description) for m in MODALITIES},
 )
+
+
+ArtistWrite = create_model(  # PUT /artists/{id}: a name and one optional field per registry modality
+    "ArtistWrite",
+    __base__=_WriteBase,
+    __doc__="An artist to add or replace: its name and any non-empty subset of modalities.",
+    **{m.name: _modality_field(m.kind, m.description) for m in MODALITIES},
+)
+
+
+class WriteResult(BaseModel):
+    """What a write did."""
+
+    artist_id: str
+    name: str | None = Field(None, description="the artist's name (None after a delete)")
+    modalities: list[str] = Field(default_factory=list, description="the modalities it is served with")
+    created: bool = Field(False, description="true if the artist was not served before")
+    deleted: bool = False
+    unknown_tags: list[str] = Field(default_factory=list, description="tag names not in the vocabulary, ignored")
+
+
+class SwapRequest(BaseModel):
+    """New artifacts to serve; a folder left out is the one configured at start-up."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_dir: str | None = Field(None, description="model folder (cmar export)")
+    index_dir: str | None = Field(None, description="index folder (cmar build-index), built with that model")
+
+
+class SwapResult(BaseModel):
+    """What is served after a swap, and before it."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    index_version: str
+    previous_model_version: str
+    previous_index_version: str
+    n_artists: int
+    replayed_writes: int
 
 
 class Neighbour(BaseModel):

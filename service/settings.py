@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import CmarError
@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     access_log: bool = Field(False, description="log every request (costs about a tenth of the throughput)")
+    writes_db: Path | None = Field(
+        None,
+        description="SQLite database of artists written through the API (default: writes.sqlite3 beside the index)",
+    )
+    api_key: SecretStr | None = Field(None, description="key for writes and admin (unset = those are refused)")
+    read_key_required: bool = Field(False, description="reads need the API key too")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (413 above)")
+
+
+def writes_db(settings: Settings) -> Path:
+    """Where the write database is: the setting, or writes.sqlite3 in the index folder's parent."""
+    return settings.writes_db or settings.index_dir.parent / "writes.sqlite3"
 
 
 def load_settings(**overrides: object) -> Settings:

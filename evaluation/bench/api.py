@@ -147,27 +147,30 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
     encoders, fusion, the search, serialisation) and of GET similar (a precomputed slice, or a
     search), beside whole requests through the ASGI app, without a server or network.
     """
-    from service.app import _cold_start, _query_inputs
+    from service.artifacts import hits_json
+    from service.queries import encode_checked, query_inputs
 
     artifacts = Artifacts.load(settings)
     body = json.dumps(cold_start_bodies(catalog_dir, 10, limit=1)[0]).encode()
     query = SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
-    vectors, sets, _ = _query_inputs(artifacts, query)
+    vectors, sets, _ = query_inputs(artifacts, query)
     encoded = artifacts.encode_query(vectors, sets)
     hits = artifacts.search(encoded, 10)
+    artist = artifacts.index.artist_ids[0]
     stages = {
         "post.validate_json": _per_call_us(lambda: SimilarQuery.model_validate_json(body), calls),  # type: ignore[attr-defined]
-        "post.tag_lookup": _per_call_us(lambda: _query_inputs(artifacts, query), calls),
+        "post.tag_lookup": _per_call_us(lambda: query_inputs(artifacts, query), calls),
         "post.encode_fuse": _per_call_us(lambda: artifacts.encode_query(vectors, sets), calls),
         "post.search_k10": _per_call_us(lambda: artifacts.search(encoded, 10), calls),
-        "post.serialise": _per_call_us(lambda: artifacts.hits_json(hits), calls),
-        "post.handler_total": _per_call_us(lambda: _cold_start(artifacts, vectors, sets, 10), calls),
-        "get.lookup_k10": _per_call_us(lambda: artifacts.similar_json(0, 10), calls),
-        "get.search_k10": _per_call_us(lambda: artifacts.hits_json(artifacts.similar_to(0, 10)), calls),
+        "post.serialise": _per_call_us(lambda: hits_json(hits), calls),
+        "post.handler_total": _per_call_us(
+            lambda: hits_json(artifacts.search(encode_checked(artifacts, vectors, sets), 10)), calls
+        ),
+        "get.lookup_k10": _per_call_us(lambda: artifacts.similar_json(artist, 10), calls),
+        "get.search_k10": _per_call_us(lambda: hits_json(artifacts.search(encoded, 10, exclude=artist)), calls),
     }
     app = create_app(settings, artifacts)
     app.state.artifacts = artifacts  # as the lifespan would
-    artist = artifacts.index.artist_ids[0]
     stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
     stages["asgi.get_similar_k10"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=10", b"", calls)
     stages["asgi.get_similar_k1000_search"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=1000", b"", calls)

@@ -1,0 +1,110 @@
+"""Artists written through the API, laid over the built index without rebuilding it.
+
+An `Overlay` is an immutable snapshot: the artists added (or replaced) since the build, with
+their fused vectors and hub penalties, and the built index's rows hidden by a replacement or
+a deletion. A write makes a new snapshot and swaps it in with one assignment, so a request
+reads one consistent snapshot from start to end without locks. Each snapshot carries its own
+cache of whole response bodies, so a write never leaves a stale answer behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from core.vectors import FloatArray
+
+BODY_CACHE_BYTES = 64 * 2**20  # whole response bodies kept per snapshot (about 1 kB each at k = 10)
+
+
+class BodyCache:
+    """Response bodies by request (path, query string), the oldest dropped past a byte budget."""
+
+    def __init__(self, budget: int = BODY_CACHE_BYTES) -> None:
+        self.bodies: dict[tuple[str, bytes], bytes] = {}
+        self.budget = budget
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bytes]) -> bytes | None:
+        """The body kept for a request, if any."""
+        return self.bodies.get(key)
+
+    def put(self, key: tuple[str, bytes], body: bytes) -> None:
+        """Keep a body for its request."""
+        with self._lock:
+            self.bodies[key] = body
+            self._bytes += len(body)
+            while self._bytes > self.budget and self.bodies:
+                self._bytes -= len(self.bodies.pop(next(iter(self.bodies))))
+
+    def __contains__(self, key: tuple[str, bytes]) -> bool:
+        return key in self.bodies
+
+
+def fragment(artist_id: str, name: str, modalities: list[str]) -> bytes:
+    """An artist's JSON without its closing brace, to which a result's score is appended."""
+    return orjson.dumps({"artist_id": artist_id, "name": name, "modalities": modalities})[:-1]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Live writes over a built index (empty right after a build)."""
+
+    dim: int
+    ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    modalities: tuple[tuple[str, ...], ...] = ()
+    vectors: FloatArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    penalty: FloatArray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    hidden: frozenset[int] = frozenset()  # built-index rows replaced or deleted
+    cache: BodyCache = field(default_factory=BodyCache)
+
+    def __post_init__(self) -> None:
+        if self.vectors.shape != (len(self.ids), self.dim):
+            object.__setattr__(self, "vectors", np.zeros((len(self.ids), self.dim), dtype=np.float32))
+        object.__setattr__(self, "row_of", {a: i for i, a in enumerate(self.ids)})
+        object.__setattr__(
+            self,
+            "fragments",
+            [fragment(a, n, list(m)) for a, n, m in zip(self.ids, self.names, self.modalities, strict=True)],
+        )
+
+    row_of: dict[str, int] = field(init=False, repr=False, compare=False)
+    fragments: list[bytes] = field(init=False, repr=False, compare=False)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was written: the built index answers alone."""
+        return not self.ids and not self.hidden
+
+    def with_artist(
+        self, artist_id: str, name: str, modalities: list[str], vector: FloatArray, penalty: float, base_row: int | None
+    ) -> Overlay:
+        """A snapshot with the artist added or replaced (hiding its built-index row, if any)."""
+        keep = [i for i, a in enumerate(self.ids) if a != artist_id]
+        return Overlay(
+            dim=self.dim,
+            ids=(*(self.ids[i] for i in keep), artist_id),
+            names=(*(self.names[i] for i in keep), name),
+            modalities=(*(self.modalities[i] for i in keep), tuple(modalities)),
+            vectors=np.vstack([self.vectors[keep], np.asarray(vector, dtype=np.float32).reshape(1, -1)]),
+            penalty=np.append(self.penalty[keep], np.float32(penalty)).astype(np.float32),
+            hidden=self.hidden | ({base_row} if base_row is not None else set()),
+        )
+
+    def without_artist(self, artist_id: str, base_row: int | None) -> Overlay:
+        """A snapshot with the artist gone from the overlay and its built-index row hidden."""
+        keep = [i for i, a in enumerate(self.ids) if a != artist_id]
+        return Overlay(
+            dim=self.dim,
+            ids=tuple(self.ids[i] for i in keep),
+            names=tuple(self.names[i] for i in keep),
+            modalities=tuple(self.modalities[i] for i in keep),
+            vectors=self.vectors[keep],
+            penalty=self.penalty[keep],
+            hidden=self.hidden | ({base_row} if base_row is not None else set()),
+        )
