@@ -124,6 +124,7 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
 
     from service.app import create_app
     from service.artifacts import Artifacts
+    from service.observe import use_json_logs
     from service.settings import load_settings
 
     overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
@@ -131,12 +132,15 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
     artifacts = Artifacts.load(settings)  # refuse to start, with one line, if anything does not verify
     bound = _free_port(settings.host, settings.port)
     log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
+    if settings.log_format == "json":
+        use_json_logs()
     uvicorn.run(
         create_app(settings, artifacts),
         host=settings.host,
         port=bound,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        access_log=False,  # the app logs requests itself, with their ids (CMAR_ACCESS_LOG)
+        log_config=None,  # uvicorn's loggers go to ours (JSON or text)
     )
 
 

@@ -43,6 +43,7 @@ EXTRAS = {  # module -> the extra that installs it
     "uvicorn": "serve",
     "pydantic_settings": "serve",
     "orjson": "serve",
+    "prometheus_client": "serve",
     "usearch": "bench",
     "implicit": "eval",
     "sklearn": "eval",

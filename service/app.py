@@ -10,12 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from service.artifacts import Artifacts, hits_json
 from service.auth import read_access
 from service.middleware import HEALTHY, JSON, BodyLimit, FastPaths, VersionHeaders
+from service.observe import Metrics, Observe
 from service.queries import encode_checked, query_inputs
 from service.responses import cold_start_body, similar_body
 from service.schemas import (
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         replay(loaded, store)
         app.state.live = Live(store, threading.Lock())
         app.state.artifacts = loaded
+        metrics.serving(loaded)
         yield
         app.state.artifacts = None
         store.close()
@@ -85,11 +88,13 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     )
     app.state.settings = settings
     app.state.reads_need_key = settings.read_key_required
+    app.state.metrics = metrics = Metrics()
     app.include_router(writes_router)
 
     app.add_middleware(FastPaths)  # inner: sees requests after the ones below
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(VersionHeaders)
+    app.add_middleware(Observe, metrics=metrics, log_requests=settings.access_log)  # outermost
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -142,6 +147,11 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     async def healthz() -> Response:
         """Liveness: the process answers. Also the benchmark's ceiling: the cheapest answer the app gives."""
         return Response(HEALTHY, media_type=JSON)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests and latency by route and status, artists served, versions, writes."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", response_model=Readiness, tags=["health"])
     def readyz(artifacts: ArtifactsDep) -> Readiness:

@@ -16,6 +16,7 @@ from service.settings import MAX_K
 JSON = "application/json"
 HEALTHY = b'{"status":"ok"}'
 _PREFIX, _SUFFIX = "/artists/", "/similar"
+SIMILAR_ROUTE = "/artists/{artist_id}/similar"  # the route template, as metrics name it
 
 
 def _loaded(scope: Scope) -> Artifacts | None:
@@ -64,6 +65,7 @@ def fast_answer(scope: Scope) -> bytes | None:
     """
     path: str = scope["path"]
     if path == "/healthz":
+        scope["cmar.route"] = path
         return HEALTHY
     artifacts = _loaded(scope)
     if artifacts is None or getattr(scope["app"].state, "reads_need_key", False):
@@ -71,8 +73,11 @@ def fast_answer(scope: Scope) -> bytes | None:
     overlay = artifacts.overlay
     key = (path, scope.get("query_string", b""))
     body = overlay.cache.get(key)
-    if body is not None or not overlay.empty:
+    if body is not None:
+        scope["cmar.route"] = SIMILAR_ROUTE
         return body
+    if not overlay.empty:
+        return None
     if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
         return None
     artist_id = path[len(_PREFIX) : -len(_SUFFIX)]
@@ -84,6 +89,7 @@ def fast_answer(scope: Scope) -> bytes | None:
         return None
     body = similar_body(artist_id, k, artifacts.answers.precomputed(row, k))
     overlay.cache.put(key, body)
+    scope["cmar.route"] = SIMILAR_ROUTE
     return body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     access_log: bool = Field(False, description="log every request (costs about a tenth of the throughput)")
+    log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects, or as text")
     writes_db: Path | None = Field(
         None,
         description="SQLite database of artists written through the API (default: writes.sqlite3 beside the index)",

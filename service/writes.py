@@ -110,6 +110,7 @@ async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, resp
             return _put(artifacts, artist_id, prepared)
 
     result = await run_in_threadpool(commit)
+    request.app.state.metrics.writes.labels("put").inc()
     response.status_code = 201 if result.created else 200
     log.info("put %s (%s)", artist_id, ", ".join(result.modalities))
     return result
@@ -129,6 +130,7 @@ async def delete_artist(artist_id: str, request: Request) -> WriteResult:
             return apply_write(artifacts, artist_id, None)
 
     result = await run_in_threadpool(commit)
+    request.app.state.metrics.writes.labels("delete").inc()
     log.info("deleted %s", artist_id)
     return result
 
@@ -148,6 +150,7 @@ async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
             fresh.self_query()
         except CmarError as exc:
             log.error("swap to %s + %s refused, still serving the old artifacts: %s", model_dir, index_dir, exc)
+            request.app.state.metrics.swaps.labels("refused").inc()
             raise HTTPException(
                 status_code=409, detail=f"swap refused, still serving the old artifacts: {exc}"
             ) from None
@@ -155,6 +158,8 @@ async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
             old: Artifacts = request.app.state.artifacts
             replayed = replay(fresh, live.store)
             request.app.state.artifacts = fresh  # one assignment: requests in flight keep the old
+        request.app.state.metrics.serving(fresh)
+        request.app.state.metrics.swaps.labels("ok").inc()
         log.info(
             "swapped model %s / index %s in for %s / %s",
             fresh.model.version,

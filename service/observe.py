@@ -1,0 +1,146 @@
+"""Observability: a request id on every request and log line, JSON logs, Prometheus metrics.
+
+`Observe` is the outermost ASGI middleware: it takes the client's `X-Request-ID` (if it is
+a plain token) or makes one, returns it in the response header, puts it in every log record
+made while the request runs, and counts the request in the app's Prometheus registry by
+route template, method and status, with its latency. `/metrics` serves the registry.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import json
+import logging
+import os
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from service.artifacts import Artifacts
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_PREFIX = os.urandom(4).hex()  # unique per process; ids are PREFIX-COUNTER, cheap to make
+_counter = itertools.count(1)
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+access_log = logging.getLogger("cmar.access")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def use_json_logs() -> None:
+    """Format every handler of the root logger (and uvicorn's) as JSON lines."""
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for handler in logging.getLogger(name).handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cmar_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cmar_request_seconds",
+            "HTTP request latency by route and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.artists = Gauge(
+            "cmar_index_artists", "artists served (built index and live writes)", registry=self.registry
+        )
+        self.served = Gauge(
+            "cmar_model_info",
+            "the model and index versions served (value 1)",
+            ["model_version", "index_version"],
+            registry=self.registry,
+        )
+        self.writes = Counter("cmar_writes", "artists written through the API", ["op"], registry=self.registry)
+        self.swaps = Counter("cmar_swaps", "artifact swaps by result", ["result"], registry=self.registry)
+
+    def serving(self, artifacts: Artifacts) -> None:
+        """Point the gauges at newly served artifacts."""
+        self.served.clear()
+        self.served.labels(artifacts.model.version, artifacts.index.version).set(1)
+        self.artists.set_function(lambda: len(artifacts))
+
+
+class Observe:
+    """Request ids, access logs and request metrics, around everything else."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = False) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), b"")
+        rid = given.decode() if _VALID_ID.match(given) else f"{_PREFIX}-{next(_counter)}"
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method).observe(elapsed)
+            if self.log_requests:
+                access_log.info(
+                    "%s %s %d %.2f ms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                        }
+                    },
+                )
+            request_id.reset(token)
