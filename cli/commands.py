@@ -60,6 +60,23 @@ def cmd_catalog_olga(args: argparse.Namespace) -> None:
     log.info("catalogue of %d artists written to %s", data.catalog.n_artists, args.out)
 
 
+def cmd_catalog_add_writes(args: argparse.Namespace) -> None:
+    """Merge the service's writes into a catalogue."""
+    from catalog.io import read_catalog, write_catalog
+    from catalog.writes import merge_writes, read_writes
+
+    merged = merge_writes(read_catalog(args.catalog), read_writes(args.db))
+    write_catalog(args.out, merged.catalog)
+    log.info(
+        "catalogue of %d artists written to %s (%d added, %d replaced, %d removed)",
+        merged.catalog.n_artists,
+        args.out,
+        merged.added,
+        merged.replaced,
+        merged.removed,
+    )
+
+
 def cmd_catalog_validate(args: argparse.Namespace) -> None:
     """Validate a catalogue and log what it holds."""
     from catalog.io import read_catalog
@@ -246,3 +263,32 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )
     run_bench(config)
     log.info("benchmark report: %s", args.out / "bench.md")
+
+
+def cmd_check_schema(args: argparse.Namespace) -> None:
+    """Fuzz the live API from its OpenAPI schema."""
+    from evaluation.checks import check_schema
+
+    if args.examples < 1:
+        raise CmarError("--examples must be >= 1")
+    result = check_schema(args.out, args.examples, args.epochs)
+    log.info("schemathesis: %d generated requests, no failure (%s)", result["generated"], args.out / "schema.json")
+
+
+def cmd_check_load(args: argparse.Namespace) -> None:
+    """Load the live API while writing artists and swapping the model."""
+    from evaluation.checks import check_load
+
+    if args.duration <= 0 or args.concurrency < 1:
+        raise CmarError("--duration must be > 0 and --concurrency >= 1")
+    result = check_load(args.out, args.duration, args.concurrency, args.epochs)
+    load = result["load"]
+    log.info(
+        "load: %d requests (%.0f/s), %d failed; %d writes; %d answers checked against their version, %d inconsistent",
+        load["requests"],
+        load["rps"],
+        load["errors"],
+        result["writes"],
+        result["checked"],
+        result["inconsistent"],
+    )

@@ -14,10 +14,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cli.commands import (
     cmd_bench,
     cmd_build_index,
+    cmd_catalog_add_writes,
     cmd_catalog_from_raw,
     cmd_catalog_olga,
     cmd_catalog_synthetic,
     cmd_catalog_validate,
+    cmd_check_load,
+    cmd_check_schema,
     cmd_evaluate_olga,
     cmd_evaluate_olga_search,
     cmd_evaluate_synthetic,
@@ -45,6 +48,7 @@ EXTRAS = {  # module -> the extra that installs it
     "orjson": "serve",
     "prometheus_client": "serve",
     "usearch": "bench",
+    "schemathesis": "bench",
     "implicit": "eval",
     "sklearn": "eval",
     "scipy": "eval",
@@ -123,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", type=Path, help="folder with artists.csv, lastfm_*.csv, ...")
     p.add_argument("out", type=Path, help="catalogue folder to write")
     p.set_defaults(func=cmd_catalog_olga)
+    p = cat_sub.add_parser("add-writes", help="take the artists written through the API into a catalogue")
+    p.add_argument("catalog", type=Path, help="the catalogue the index was built from")
+    p.add_argument("--db", type=Path, required=True, help="the service's write database (CMAR_WRITES_DB)")
+    p.add_argument("--out", type=Path, required=True, help="catalogue folder to write")
+    p.set_defaults(func=cmd_catalog_add_writes)
     p = cat_sub.add_parser("validate", help="check a catalogue folder and print what it holds")
     p.add_argument("folder", type=Path)
     p.set_defaults(func=cmd_catalog_validate)
@@ -202,6 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
     p.set_defaults(func=cmd_bench)
+
+    chk = sub.add_parser("check", help="production evidence against a live server: schema fuzzing, load with writes")
+    chk_sub = chk.add_subparsers(dest="check_command", required=True, metavar="CHECK", parser_class=_Parser)
+    p = chk_sub.add_parser("schema", help="schemathesis against the live OpenAPI schema: no 5xx, no schema violation")
+    p.add_argument("--out", type=Path, required=True, help="report folder (schema.json, schemathesis.txt)")
+    p.add_argument("--examples", type=int, default=150, help="examples per operation and phase (default 150)")
+    p.add_argument("--epochs", type=int, help="training epochs of the demo model")
+    p.set_defaults(func=cmd_check_schema)
+    p = chk_sub.add_parser("load", help="GET load at concurrency 64 while artists are written and the model swapped")
+    p.add_argument("--out", type=Path, required=True, help="report folder (load.json)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    p.add_argument("--concurrency", type=int, default=64, help="connections (default 64)")
+    p.add_argument("--epochs", type=int, help="training epochs of the two demo models")
+    p.set_defaults(func=cmd_check_load)
     return parser
 
 

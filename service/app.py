@@ -21,6 +21,7 @@ from service.observe import Metrics, Observe
 from service.queries import encode_checked, query_inputs
 from service.responses import cold_start_body, similar_body
 from service.schemas import (
+    ERROR_RESPONSES,
     Artist,
     ColdStartResponse,
     Health,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(read_access)],
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.reads_need_key = settings.read_key_required
@@ -116,9 +118,8 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
     ) -> Response:
         """The k artists most similar to an indexed artist, the artist itself excluded."""
         overlay = artifacts.overlay
-        if overlay.empty and artifacts.precomputed(k):  # a slice of a list computed at build time
-            results = artifacts.similar_json(artist_id, k)
-        else:  # a search: in a worker thread, so that FAISS can use the other cores
+        results = artifacts.quick_similar_json(artist_id, k, overlay)  # from the lists computed at build time
+        if results is None:  # a search: in a worker thread, so that FAISS can use the other cores
             results = await run_in_threadpool(artifacts.similar_json, artist_id, k)
         if results is None:
             _served(artifacts, artist_id)  # raises the 404

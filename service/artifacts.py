@@ -135,15 +135,48 @@ class Artifacts:
         """Whether an answer of k similar artists can be a slice of the build's precomputed lists."""
         return k <= self.index.manifest.neighbours_k
 
+    def quick_similar_json(self, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:
+        """`similar_json` without a search, or None when one is needed.
+
+        For a built-index artist and k within its precomputed list: a slice of the list while
+        nothing is written; else the list without the hidden rows, merged with the written
+        artists. That is exact: a built-index artist missing from the list ranks below all of
+        it, so while k entries remain the top k is among them and the written artists.
+        """
+        overlay = overlay or self.overlay
+        if not self.precomputed(k):
+            return None
+        row = self.base_row(artist_id, overlay)
+        if row is None:
+            return None
+        if overlay.empty:
+            return self.answers.precomputed(row, k)
+        assert self.index.neighbours is not None and self.index.neighbour_scores is not None
+        rows = self.index.neighbours[row]
+        keep = ~np.isin(rows, overlay.hidden_rows)
+        if keep.sum() < k:
+            return None
+        rows, cos = rows[keep].astype(np.int64), self.index.neighbour_scores[row][keep]
+        live_cos = overlay.vectors @ vectors_of(self.index, np.array([row]))[0]
+        rank = np.concatenate([cos - self.index.penalty[rows], live_cos - overlay.penalty])
+        order = np.argsort(-rank, kind="stable")[:k].tolist()
+        hits = [
+            Hit(self.index.artist_ids[rows[j]], float(cos[j]), self.answers.fragments[rows[j]])
+            if j < len(rows)
+            else Hit(overlay.ids[j - len(rows)], float(live_cos[j - len(rows)]), overlay.fragments[j - len(rows)])
+            for j in order
+        ]
+        return hits_json(hits)
+
     def similar_json(self, artist_id: str, k: int) -> bytes | None:
         """The JSON results array of the k artists most similar to a served artist (None if not served).
 
-        A slice of the precomputed list while nothing has been written; a search otherwise.
+        From the precomputed lists when they suffice (`quick_similar_json`); a search otherwise.
         """
         overlay = self.overlay
-        if overlay.empty and self.precomputed(k):
-            row = self.index.row_of.get(artist_id)
-            return None if row is None else self.answers.precomputed(row, k)
+        quick = self.quick_similar_json(artist_id, k, overlay)
+        if quick is not None:
+            return quick
         vector = self.vector_of(artist_id, overlay)
         if vector is None:
             return None

@@ -67,6 +67,7 @@ class Overlay:
         if self.vectors.shape != (len(self.ids), self.dim):
             object.__setattr__(self, "vectors", np.zeros((len(self.ids), self.dim), dtype=np.float32))
         object.__setattr__(self, "row_of", {a: i for i, a in enumerate(self.ids)})
+        object.__setattr__(self, "hidden_rows", np.array(sorted(self.hidden), dtype=np.int64))
         object.__setattr__(
             self,
             "fragments",
@@ -74,6 +75,7 @@ class Overlay:
         )
 
     row_of: dict[str, int] = field(init=False, repr=False, compare=False)
+    hidden_rows: np.ndarray = field(init=False, repr=False, compare=False)  # `hidden`, sorted
     fragments: list[bytes] = field(init=False, repr=False, compare=False)
 
     @property

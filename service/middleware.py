@@ -58,8 +58,8 @@ def fast_answer(scope: Scope) -> bytes | None:
     """The body of a GET that needs no routing, validation or search, or None to let FastAPI answer.
 
     /healthz; and /artists/{id}/similar when its body is cached for the current snapshot of
-    writes, or, while nothing has been written, for a built-index artist with k within the
-    precomputed lists. Everything else (an unknown artist, a bad or unusual k, a longer list,
+    writes, or for a built-index artist whose precomputed list answers it without a search
+    (`Artifacts.quick_similar_json`). Everything else (an unknown artist, a bad or unusual k, a longer list,
     a search) goes the documented way through FastAPI, which gives the same answers, the
     errors, and caches what it computed.
     """
@@ -76,18 +76,16 @@ def fast_answer(scope: Scope) -> bytes | None:
     if body is not None:
         scope["cmar.route"] = SIMILAR_ROUTE
         return body
-    if not overlay.empty:
-        return None
     if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
         return None
     artist_id = path[len(_PREFIX) : -len(_SUFFIX)]
     k = _k(key[1])
-    if k is None or "/" in artist_id or not artifacts.precomputed(k):
+    if k is None or "/" in artist_id:
         return None
-    row = artifacts.index.row_of.get(artist_id)
-    if row is None:
+    results = artifacts.quick_similar_json(artist_id, k, overlay)
+    if results is None:
         return None
-    body = similar_body(artist_id, k, artifacts.answers.precomputed(row, k))
+    body = similar_body(artist_id, k, results)
     overlay.cache.put(key, body)
     scope["cmar.route"] = SIMILAR_ROUTE
     return body

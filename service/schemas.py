@@ -151,6 +151,23 @@ class Artist(BaseModel):
     modalities: list[str]
 
 
+class ErrorDetail(BaseModel):
+    """An error: a message, or (422) FastAPI's list of {loc, msg, type}, naming the field."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorDetail, "description": "the body is not readable (e.g. not UTF-8)"},
+    401: {"model": ErrorDetail, "description": "an API key is needed (writes, admin; reads if closed)"},
+    403: {"model": ErrorDetail, "description": "the API key is wrong, or the server has none"},
+    404: {"model": ErrorDetail, "description": "no such artist"},
+    413: {"model": ErrorDetail, "description": "the body is over the size limit"},
+    422: {"model": ErrorDetail, "description": "a field is invalid; the message says which and what was expected"},
+    503: {"model": ErrorDetail, "description": "artifacts are not loaded yet"},
+}
+
+
 class Health(BaseModel):
     """Liveness."""
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import CmarError
@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="key for writes and admin (unset = those are refused)")
     read_key_required: bool = Field(False, description="reads need the API key too")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (413 above)")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
 
 
 def writes_db(settings: Settings) -> Path:

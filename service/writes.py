@@ -23,7 +23,7 @@ from core.errors import CmarError
 from service.artifacts import Artifacts
 from service.auth import require_key
 from service.queries import encode_checked, query_inputs
-from service.schemas import ArtistWrite, SwapRequest, SwapResult, WriteResult
+from service.schemas import ArtistWrite, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings
 from service.store import WriteStore
 
@@ -96,7 +96,13 @@ def _live(request: Request) -> Live:
     return request.app.state.live  # type: ignore[no-any-return]
 
 
-@router.put("/artists/{artist_id}", response_model=WriteResult, tags=["writes"], status_code=200)
+@router.put(
+    "/artists/{artist_id}",
+    response_model=WriteResult,
+    tags=["writes"],
+    status_code=200,
+    responses={201: {"model": WriteResult, "description": "the artist was added"}},
+)
 async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, response: Response) -> WriteResult:  # type: ignore[valid-type]
     """Add or replace an artist: served at once, stored durably before the reply (201 if new)."""
     body = artist.model_dump(exclude_none=True)  # type: ignore[attr-defined]
@@ -135,7 +141,12 @@ async def delete_artist(artist_id: str, request: Request) -> WriteResult:
     return result
 
 
-@router.post("/admin/swap", response_model=SwapResult, tags=["admin"])
+@router.post(
+    "/admin/swap",
+    response_model=SwapResult,
+    tags=["admin"],
+    responses={409: {"model": ErrorDetail, "description": "the new artifacts were refused; the old keep serving"}},
+)
 async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
     """Load, verify and serve new artifacts without stopping; on any problem keep serving the old (409)."""
     settings: Settings = request.app.state.settings

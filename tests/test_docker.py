@@ -103,3 +103,13 @@ def test_serving_code_never_imports_torch() -> None:
     assert out.stdout.strip() == "False"
     assert shlex.split("cmar serve")  # the API image's entry point is the console script from pyproject
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["cmar"] == "cli.main:main"
+
+
+def test_the_api_gets_a_writable_database_volume_and_the_key_from_the_environment() -> None:
+    compose = _compose()
+    api = compose["services"]["api"]
+    database = Path(api["environment"]["CMAR_WRITES_DB"])
+    mounts = {m.split(":")[1]: m for m in api["volumes"]}
+    assert str(database.parent) in mounts and not mounts[str(database.parent)].endswith(":ro")
+    assert mounts[str(database.parent)].split(":")[0] in compose["volumes"]
+    assert api["environment"]["CMAR_API_KEY"].startswith("${CMAR_API_KEY")

@@ -194,3 +194,41 @@ def test_a_broken_swap_is_refused_and_the_old_artifacts_keep_serving(
     assert client.get("/readyz").json() == before
     artist = _indexed(built, 11)
     assert client.get(f"/artists/{artist}/similar").status_code == 200
+
+
+def test_the_next_offline_build_takes_the_writes_in(built: Built, tmp_path: Path) -> None:
+    from catalog.io import read_catalog
+    from cli.main import main
+
+    db = tmp_path / "writes.sqlite3"
+    target, gone = _indexed(built, 11), _indexed(built, 40)
+    with TestClient(create_app(_settings(built, db))) as c:
+        assert c.put("/artists/fresh", json=_body_of(built, target, "Fresh"), headers=AUTH).status_code == 201
+        assert c.delete(f"/artists/{gone}", headers=AUTH).status_code == 200
+    assert main(["catalog", "add-writes", str(built.catalog), "--db", str(db), "--out", str(tmp_path / "next")]) == 0
+    before, after = read_catalog(built.catalog), read_catalog(tmp_path / "next")
+    assert after.n_artists == before.n_artists and "fresh" in after.artist_ids and gone not in after.artist_ids
+    row, twin = int(np.flatnonzero(after.artist_ids == "fresh")[0]), int(np.flatnonzero(before.artist_ids == target)[0])
+    for name, table in after.modalities.items():
+        assert table.present[row] == before.modalities[name].present[twin]
+    manifest = build_index(tmp_path / "next", built.model, tmp_path / "index", progress=False)
+    assert manifest.n_artists == load_index(built.index, verify=False).manifest.n_artists  # one in, one out
+
+
+def test_lists_merged_with_the_writes_equal_a_full_search(client: TestClient, built: Built) -> None:
+    assert (
+        client.put("/artists/twin", json=_body_of(built, _indexed(built, 11), "Twin"), headers=AUTH).status_code == 201
+    )
+    for i in (12, 13, 14):
+        assert client.delete(f"/artists/{_indexed(built, i)}", headers=AUTH).status_code == 200
+    artifacts = client.app.state.artifacts  # type: ignore[attr-defined]
+    for i in range(0, 300, 15):
+        artist = _indexed(built, i)
+        if artifacts.artist(artist) is None:
+            continue
+        quick = artifacts.quick_similar_json(artist, 20)
+        assert quick is not None
+        searched = artifacts.search(artifacts.vector_of(artist), 20, exclude=artist)
+        got = json.loads(quick)
+        assert [x["artist_id"] for x in got] == [h.artist_id for h in searched]
+        np.testing.assert_allclose([x["score"] for x in got], [h.score for h in searched], atol=1e-5)

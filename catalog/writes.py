@@ -1,0 +1,109 @@
+"""Take the artists written through the API into a catalogue, for the next offline build.
+
+Each artist's latest write in the service's database replaces (or adds) its catalogue row;
+a deletion removes the row. Vector modalities are taken as given; tags given by name (a list,
+or an object of names and weights) become the catalogue's tag items, names not in its
+vocabulary dropped; tags given as raw vectors have no vocabulary entry and are dropped, with
+a warning. The service's database is only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog.tables import Catalog, SetTable, VectorTable
+from core.errors import CmarError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What merging the writes did."""
+
+    catalog: Catalog
+    added: int
+    replaced: int
+    removed: int
+
+
+def read_writes(db: Path) -> list[tuple[str, dict[str, Any] | None]]:
+    """Every artist's latest write (id, PUT body or None for a delete), oldest first."""
+    import json
+
+    if not Path(db).is_file():
+        raise CmarError(f"{db}: no such write database")
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT artist_id, body FROM artists ORDER BY seq").fetchall()
+    except sqlite3.Error as exc:
+        raise CmarError(f"{db}: not a cmar write database ({exc})") from None
+    return [(artist_id, None if body is None else json.loads(body)) for artist_id, body in rows]
+
+
+def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None]]) -> Merged:
+    """The catalogue with the writes applied (see the module docstring)."""
+    latest = dict(writes)
+    index = {a: i for i, a in enumerate(catalog.artist_ids.tolist())}
+    keep = [i for i, a in enumerate(catalog.artist_ids.tolist()) if a not in latest]
+    new_ids = [a for a, body in latest.items() if body is not None]
+    ids = np.array([*catalog.artist_ids[keep].tolist(), *new_ids], dtype=object)
+    names = np.array([*catalog.names[keep].tolist(), *(latest[a]["name"] for a in new_ids)], dtype=object)  # type: ignore[index]
+    n_old, n = len(keep), len(ids)
+    popularity = None
+    if catalog.popularity is not None:
+        popularity = np.concatenate([catalog.popularity[keep], np.zeros(len(new_ids), dtype=np.float32)])
+    tables: dict[str, VectorTable | SetTable] = {}
+    for name, table in catalog.modalities.items():
+        if isinstance(table, VectorTable):
+            values = np.zeros((n, table.dim), dtype=np.float32)
+            present = np.zeros(n, dtype=bool)
+            values[:n_old], present[:n_old] = table.values[keep], table.present[keep]
+            for j, artist in enumerate(new_ids, start=n_old):
+                given = latest[artist].get(name)  # type: ignore[union-attr]
+                if given is not None and len(given) == table.dim:
+                    values[j], present[j] = given, True
+                elif given is not None:
+                    log.warning("%s: %s has %d values, the catalogue %d; left out", artist, name, len(given), table.dim)
+            tables[name] = VectorTable(present=present, values=values)
+        else:
+            tables[name] = _merged_set(table, keep, new_ids, latest, name)
+    replaced = sum(1 for a in new_ids if a in index)
+    removed = sum(1 for a, body in latest.items() if body is None and a in index)
+    merged = Catalog(artist_ids=ids, names=names, popularity=popularity, modalities=tables)
+    return Merged(merged, added=len(new_ids) - replaced, replaced=replaced, removed=removed)
+
+
+def _merged_set(
+    table: SetTable, keep: list[int], new_ids: list[str], latest: dict[str, dict[str, Any] | None], name: str
+) -> SetTable:
+    vocab = {t: i for i, t in enumerate(table.vocab)}
+    rows, items, weights = [], [], []
+    for new_row, old in enumerate(keep):
+        span = slice(table.indptr[old], table.indptr[old + 1])
+        rows += [new_row] * (span.stop - span.start)
+        items += table.items[span].tolist()
+        weights += table.weights[span].tolist()
+    for j, artist in enumerate(new_ids, start=len(keep)):
+        given = latest[artist].get(name)  # type: ignore[union-attr]
+        if not given:
+            continue
+        if isinstance(given, list) and not isinstance(given[0], str):
+            log.warning(
+                "%s: %s given as raw vectors, which the catalogue's vocabulary cannot hold; left out", artist, name
+            )
+            continue
+        weighted = given if isinstance(given, dict) else dict.fromkeys(given, 1.0)
+        for tag, weight in weighted.items():
+            if tag in vocab:
+                rows.append(j)
+                items.append(vocab[tag])
+                weights.append(float(weight))
+    n = len(keep) + len(new_ids)
+    return SetTable.from_rows(table.vocab, table.vocab_vectors, n, np.array(rows), np.array(items), np.array(weights))
