@@ -70,8 +70,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "cmar_request_seconds",
-            "HTTP request latency by route and method",
-            ["route", "method"],
+            "HTTP request latency by route, method and status",
+            ["route", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -126,7 +126,7 @@ class Observe:
             route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(elapsed)
+            self.metrics.latency.labels(route, method, str(status)).observe(elapsed)
             if self.log_requests:
                 access_log.info(
                     "%s %s %d %.2f ms",

@@ -42,7 +42,8 @@ def test_request_ids_metrics_and_json_logs(built: Built, tmp_path: Path) -> None
     route = 'route="/artists/{artist_id}/similar"'
     assert f'cmar_requests_total{{method="GET",{route},status="200"}} 2.0' in metrics
     assert f'cmar_requests_total{{method="GET",{route},status="404"}} 1.0' in metrics
-    assert f'cmar_request_seconds_count{{method="GET",{route}}} 3.0' in metrics
+    assert f'cmar_request_seconds_count{{method="GET",{route},status="200"}} 2.0' in metrics
+    assert f'cmar_request_seconds_count{{method="GET",{route},status="404"}} 1.0' in metrics
     served = f'index_version="{versions["index_version"]}",model_version="{versions["model_version"]}"'
     assert f"cmar_model_info{{{served}}} 1.0" in metrics
     assert f"cmar_index_artists {float(versions['n_artists'])}" in metrics
