@@ -30,6 +30,7 @@ _counter = itertools.count(1)
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("cmar.access")
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -87,6 +88,23 @@ class Metrics:
         self.writes = Counter("cmar_writes", "artists written through the API", ["op"], registry=self.registry)
         self.swaps = Counter("cmar_swaps", "artifact swaps by result", ["result"], registry=self.registry)
 
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of one (route, method, status), made once.
+
+        `labels()` looks the child up under a lock on every call; kept here, a request pays
+        only for `inc()` and `observe()`. Routes are templates, so the keys are few.
+        """
+        key = (route, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method, str(status)),
+            )
+        return found
+
     def serving(self, artifacts: Artifacts) -> None:
         """Point the gauges at newly served artifacts."""
         self.served.clear()
@@ -124,9 +142,10 @@ class Observe:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method, str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+            count, latency = self.metrics.children(route, method, status)
+            count.inc()
+            latency.observe(elapsed)
             if self.log_requests:
                 access_log.info(
                     "%s %s %d %.2f ms",
