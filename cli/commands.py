@@ -146,11 +146,11 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
 
     overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.log_format == "json":
+        use_json_logs()
     artifacts = Artifacts.load(settings)  # refuse to start, with one line, if anything does not verify
     bound = _free_port(settings.host, settings.port)
     log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
-    if settings.log_format == "json":
-        use_json_logs()
     uvicorn.run(
         create_app(settings, artifacts),
         host=settings.host,
