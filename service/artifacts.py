@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-import orjson
 from threadpoolctl import threadpool_limits
 
 from core.errors import CmarError
@@ -16,7 +15,7 @@ from core.vectors import FloatArray, fuse, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
-from service.responses import Answers
+from service.responses import Answers, scored_items
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -252,6 +251,5 @@ class Artifacts:
 
 def hits_json(hits: list[Hit]) -> bytes:
     """The JSON results array of hits: each artist's fragment with its score."""
-    scores = orjson.dumps(np.array([h.score for h in hits], dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
-    texts = scores[1:-1].split(b",") if hits else []
-    return b"[" + b",".join(h.fragment + b',"score":' + t + b"}" for h, t in zip(hits, texts, strict=True)) + b"]"
+    items = scored_items([h.fragment for h in hits], np.array([h.score for h in hits], dtype=np.float32))
+    return b"[" + b",".join(items) + b"]"

@@ -64,8 +64,12 @@ class Overlay:
     cache: BodyCache = field(default_factory=BodyCache)
 
     def __post_init__(self) -> None:
-        if self.vectors.shape != (len(self.ids), self.dim):
-            object.__setattr__(self, "vectors", np.zeros((len(self.ids), self.dim), dtype=np.float32))
+        if not self.ids:  # the empty default has no shape yet
+            object.__setattr__(self, "vectors", np.zeros((0, self.dim), dtype=np.float32))
+        elif self.vectors.shape != (len(self.ids), self.dim):
+            raise ValueError(
+                f"overlay vectors {self.vectors.shape} for {len(self.ids)} artists of dimension {self.dim}"
+            )
         object.__setattr__(self, "row_of", {a: i for i, a in enumerate(self.ids)})
         object.__setattr__(self, "hidden_rows", np.array(sorted(self.hidden), dtype=np.int64))
         object.__setattr__(

@@ -24,10 +24,14 @@ from service.live import fragment
 CACHE_ROWS = 100_000  # serialised lists kept (about 20 kB each at k = 200)
 
 
-def _scores(values: np.ndarray) -> list[bytes]:
-    """Each score as JSON text, float32 shortest form: b"0.8123457"."""
-    text = orjson.dumps(np.ascontiguousarray(values, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
-    return text[1:-1].split(b",") if len(values) else []
+def scored_items(fragments: list[bytes], scores: np.ndarray) -> list[bytes]:
+    """Each result's JSON: an artist's fragment (`service.live.fragment`) closed with its score.
+
+    Scores are written in float32's shortest form (b"0.8123457").
+    """
+    text = orjson.dumps(np.ascontiguousarray(scores, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
+    texts = text[1:-1].split(b",") if len(fragments) else []
+    return [f + b',"score":' + t + b"}" for f, t in zip(fragments, texts, strict=True)]
 
 
 class Answers:
@@ -44,10 +48,7 @@ class Answers:
 
     def _items(self, rows: np.ndarray, scores: np.ndarray) -> list[bytes]:
         keep = rows >= 0
-        return [
-            self.fragments[r] + b',"score":' + s + b"}"
-            for r, s in zip(rows[keep].tolist(), _scores(scores[keep]), strict=True)
-        ]
+        return scored_items([self.fragments[r] for r in rows[keep].tolist()], scores[keep])
 
     def precomputed(self, row: int, k: int) -> bytes:
         """The JSON array of the first k entries of a row's precomputed list (k <= its length)."""
