@@ -10,7 +10,6 @@ a warning. The service's database is only read.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from catalog.tables import Catalog, SetTable, VectorTable
-from core.errors import CmarError
+from core.store import WriteStore
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +34,7 @@ class Merged:
 
 def read_writes(db: Path) -> list[tuple[str, dict[str, Any] | None]]:
     """Every artist's latest write (id, PUT body or None for a delete), oldest first."""
-    import json
-
-    if not Path(db).is_file():
-        raise CmarError(f"{db}: no such write database")
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            rows = conn.execute("SELECT artist_id, body FROM artists ORDER BY seq").fetchall()
-    except sqlite3.Error as exc:
-        raise CmarError(f"{db}: not a cmar write database ({exc})") from None
-    return [(artist_id, None if body is None else json.loads(body)) for artist_id, body in rows]
+    return [(w.artist_id, w.body) for w in WriteStore.read(db)]
 
 
 def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None]]) -> Merged:
@@ -53,8 +43,9 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
     index = {a: i for i, a in enumerate(catalog.artist_ids.tolist())}
     keep = [i for i, a in enumerate(catalog.artist_ids.tolist()) if a not in latest]
     new_ids = [a for a, body in latest.items() if body is not None]
+    bodies = {a: body for a, body in latest.items() if body is not None}
     ids = np.array([*catalog.artist_ids[keep].tolist(), *new_ids], dtype=object)
-    names = np.array([*catalog.names[keep].tolist(), *(latest[a]["name"] for a in new_ids)], dtype=object)  # type: ignore[index]
+    names = np.array([*catalog.names[keep].tolist(), *(str(bodies[a]["name"]) for a in new_ids)], dtype=object)
     n_old, n = len(keep), len(ids)
     popularity = None
     if catalog.popularity is not None:
@@ -76,7 +67,7 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
             tables[name] = _merged_set(table, keep, new_ids, latest, name)
     replaced = sum(1 for a in new_ids if a in index)
     removed = sum(1 for a, body in latest.items() if body is None and a in index)
-    merged = Catalog(artist_ids=ids, names=names, popularity=popularity, modalities=tables)
+    merged = Catalog(artist_ids=ids, names=names, popularity=popularity, modalities=tables)  # type: ignore[arg-type]
     return Merged(merged, added=len(new_ids) - replaced, replaced=replaced, removed=removed)
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from core.store import WriteStore
 from service.artifacts import Artifacts, hits_json
 from service.auth import read_access
 from service.middleware import HEALTHY, JSON, BodyLimit, FastPaths, VersionHeaders
@@ -30,7 +31,6 @@ from service.schemas import (
     SimilarResponse,
 )
 from service.settings import MAX_K, Settings, get_settings, writes_db
-from service.store import WriteStore
 from service.writes import Live, replay
 from service.writes import router as writes_router
 

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from core.errors import CmarError
 from core.modalities import ModalityKind
-from core.vectors import FloatArray, fuse, item_weights
+from core.vectors import FloatArray, fuse, hub_penalty, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
@@ -96,29 +96,27 @@ class Artifacts:
             for j, r in enumerate(rows[0].tolist())
             if r >= 0 and r not in overlay.hidden and self.index.artist_ids[r] != exclude
         ]
-        base_rows = rows[0][keep]
-        base_cos = cosines[0][keep]
-        ranks = [base_cos - self.index.penalty[base_rows]]
-        cos_all = [base_cos]
-        if overlay.ids:
-            live_cos = overlay.vectors @ q[0]
-            if exclude in overlay.row_of:
-                live_cos[overlay.row_of[exclude]] = -np.inf
-            ranks.append(live_cos - overlay.penalty)
-            cos_all.append(live_cos)
-        rank = np.concatenate(ranks)
+        base_rows = rows[0][keep].astype(np.int64)
+        live_cos = overlay.vectors @ q[0]
+        if exclude in overlay.row_of:
+            live_cos[overlay.row_of[exclude]] = -np.inf
+        return self._merge(base_rows, cosines[0][keep], live_cos, overlay, k)
+
+    def _merge(self, rows: np.ndarray, cos: FloatArray, live_cos: FloatArray, overlay: Overlay, k: int) -> list[Hit]:
+        """The top k of built-index candidates (rows, cosines) and every written artist (cosines).
+
+        Both ranked as the index ranks, by cosine minus hub penalty; -inf cosines are left out.
+        """
+        rank = np.concatenate([cos - self.index.penalty[rows], live_cos - overlay.penalty])
         order = np.argsort(-rank, kind="stable")[:k]
-        order = order[np.isfinite(rank[order])]
-        cos = np.concatenate(cos_all)
-        n_base = len(base_rows)
+        n = len(rows)
         hits = []
-        for j in order.tolist():
-            if j < n_base:
-                r = int(base_rows[j])
+        for j in order[np.isfinite(rank[order])].tolist():
+            if j < n:
+                r = int(rows[j])
                 hits.append(Hit(self.index.artist_ids[r], float(cos[j]), self.answers.fragments[r]))
             else:
-                at = j - n_base
-                hits.append(Hit(overlay.ids[at], float(cos[j]), overlay.fragments[at]))
+                hits.append(Hit(overlay.ids[j - n], float(live_cos[j - n]), overlay.fragments[j - n]))
         return hits
 
     def vector_of(self, artist_id: str, overlay: Overlay | None = None) -> FloatArray | None:
@@ -155,17 +153,9 @@ class Artifacts:
         keep = ~np.isin(rows, overlay.hidden_rows)
         if keep.sum() < k:
             return None
-        rows, cos = rows[keep].astype(np.int64), self.index.neighbour_scores[row][keep]
         live_cos = overlay.vectors @ vectors_of(self.index, np.array([row]))[0]
-        rank = np.concatenate([cos - self.index.penalty[rows], live_cos - overlay.penalty])
-        order = np.argsort(-rank, kind="stable")[:k].tolist()
-        hits = [
-            Hit(self.index.artist_ids[rows[j]], float(cos[j]), self.answers.fragments[rows[j]])
-            if j < len(rows)
-            else Hit(overlay.ids[j - len(rows)], float(live_cos[j - len(rows)]), overlay.fragments[j - len(rows)])
-            for j in order
-        ]
-        return hits_json(hits)
+        merged = self._merge(rows[keep].astype(np.int64), self.index.neighbour_scores[row][keep], live_cos, overlay, k)
+        return hits_json(merged)
 
     def similar_json(self, artist_id: str, k: int) -> bytes | None:
         """The JSON results array of the k artists most similar to a served artist (None if not served).
@@ -206,7 +196,7 @@ class Artifacts:
         """Add or replace an artist (fused unit vector); True if it was not served before."""
         created = self.artist(artist_id) is None
         overlay = self.overlay
-        penalty = self._penalty(vector, overlay)
+        penalty = self._penalty(vector)
         row = self.index.row_of.get(artist_id)
         self.overlay = overlay.with_artist(artist_id, name, modalities, vector, penalty, row)
         return created
@@ -218,16 +208,15 @@ class Artifacts:
         self.overlay = self.overlay.without_artist(artist_id, self.index.row_of.get(artist_id))
         return True
 
-    def _penalty(self, vector: FloatArray, overlay: Overlay) -> float:
-        """A written artist's hub penalty, as the build computes it: beta/2 times its mean cosine
-        to its nearest built-index artists."""
-        beta = self.index.hub_beta
+    def _penalty(self, vector: FloatArray) -> float:
+        """A written artist's hub penalty, as the build computes it (`core.vectors.hub_penalty`) from
+        its cosines to its nearest built-index artists."""
         hub_k = int(self.index.manifest.hub.get("k", 0))
-        if beta == 0 or hub_k == 0:
+        if self.index.hub_beta == 0 or hub_k == 0:
             return 0.0
-        cosines, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), hub_k + 1)
-        served = [c for c, r in zip(cosines[0].tolist(), rows[0].tolist(), strict=True) if r >= 0]
-        return float(beta / 2 * np.mean(sorted(served, reverse=True)[:hub_k])) if served else 0.0
+        cosines, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), hub_k)
+        nearest = cosines[0][rows[0] >= 0]
+        return float(hub_penalty(nearest[None, :], self.index.hub_beta)[0]) if nearest.size else 0.0
 
     def encode_query(
         self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]

@@ -20,12 +20,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import CmarError
+from core.store import WriteStore
 from service.artifacts import Artifacts
 from service.auth import require_key
 from service.queries import encode_checked, query_inputs
 from service.schemas import ArtistWrite, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings
-from service.store import WriteStore
 
 log = logging.getLogger(__name__)
 

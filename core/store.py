@@ -1,5 +1,7 @@
 """The durable record of live writes: an SQLite database in WAL mode, replayed at start-up.
 
+Written by the service (`service.writes`), read back by it and by `cmar catalog add-writes`.
+
 One row per artist written through the API: its latest PUT body (name and raw modality
 inputs, as JSON) or a tombstone for a DELETE, with a sequence number giving the order of
 writes. A write is committed (`synchronous=FULL`: the WAL is flushed to disk) before the API
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS artists (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 SCHEMA_VERSION = "1"
+_LATEST = "SELECT artist_id, seq, body FROM artists ORDER BY seq"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class Write:
     artist_id: str
     seq: int
     body: dict[str, Any] | None
+
+
+def _write(artist_id: str, seq: int, body: str | None) -> Write:
+    return Write(artist_id, int(seq), None if body is None else json.loads(body))
 
 
 class WriteStore:
@@ -87,13 +94,25 @@ class WriteStore:
     def writes(self) -> Iterator[Write]:
         """Every artist's latest write, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT artist_id, seq, body FROM artists ORDER BY seq").fetchall()
-        for artist_id, seq, body in rows:
-            yield Write(artist_id, int(seq), None if body is None else json.loads(body))
+            rows = self._db.execute(_LATEST).fetchall()
+        for row in rows:
+            yield _write(*row)
 
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM artists").fetchone()[0])
+
+    @classmethod
+    def read(cls, path: Path) -> list[Write]:
+        """Every artist's latest write in an existing database, opened read-only (oldest first)."""
+        if not Path(path).is_file():
+            raise CmarError(f"{path}: no such write database")
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                rows = db.execute(_LATEST).fetchall()
+        except sqlite3.Error as exc:
+            raise CmarError(f"{path}: not a cmar write database ({exc})") from None
+        return [_write(*row) for row in rows]
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed into the database file)."""
