@@ -17,7 +17,29 @@ def _train_config(args: argparse.Namespace) -> Any:
     from model_export.config import TrainConfig
 
     names = ("epochs", "batch_size", "lr", "temperature", "patience", "min_modalities", "seed", "subset_weight")
-    return TrainConfig(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
+    values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    for option, key, example in (
+        ("--modality-weights", "modality_weights", "tag=2"),
+        ("--completion", "completion", "audio=1"),
+    ):
+        spec = getattr(args, key, None)
+        if spec is not None:
+            values[key] = parse_weights(option, spec, example)
+    return TrainConfig(**values)
+
+
+def parse_weights(option: str, spec: str, example: str) -> dict[str, float]:
+    """`NAME=WEIGHT,NAME=WEIGHT` (or `none`) as a dict; a CmarError names the option and the bad part."""
+    if spec.strip().lower() in ("none", ""):
+        return {}
+    weights: dict[str, float] = {}
+    for part in spec.split(","):
+        name, _, weight = part.partition("=")
+        try:
+            weights[name.strip()] = float(weight)
+        except ValueError:  # also a part without "="
+            raise CmarError(f"{option}: expected NAME=WEIGHT (e.g. {example}), got {part.strip()!r}") from None
+    return weights
 
 
 def _progress() -> bool:

@@ -85,6 +85,18 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="weight of the loss between fuses of random modality halves (default 0, off)",
     )
+    group.add_argument(
+        "--modality-weights",
+        metavar="SPEC",
+        help="each modality's weight in an artist's fused vector: NAME=WEIGHT pairs joined by commas "
+        "(default audio=0.5,cf=1,tag=2; the paper: all 1)",
+    )
+    group.add_argument(
+        "--completion",
+        metavar="SPEC",
+        help="modality completion: SUBSET=WEIGHT pairs joined by commas, e.g. audio=1,audio+cf=0.5, "
+        "or none (default audio=1: artists known by audio alone get their CF and tag embeddings predicted)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

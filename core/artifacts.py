@@ -28,6 +28,7 @@ ENCODER_OUTPUT = "embedding"
 # Checkpoint folder (written by `cmar train`).
 CHECKPOINT_FILE = "checkpoint.pt"
 TRAIN_FILE = "train.json"
+COMPLETION_FILE = "completion.npz"  # modality completion maps (checkpoint and model folders)
 
 # Index folder (written by `cmar build-index`).
 INDEX_FILE = "index.faiss"

@@ -49,6 +49,8 @@ class ModelManifest(_Manifest):
     model_version: str = ""
     modalities: dict[str, ModalityEntry]
     max_tags: int  # the tag encoder attends over at most this many tags per artist
+    modality_weights: dict[str, float] = {}  # modality -> weight in the fused sum (absent = 1)
+    completion: dict[str, float] = {}  # modality subset -> weight of its completion (maps in completion.npz)
     training: dict[str, Any] = {}  # the config that rebuilds the model
     metrics: dict[str, Any] = {}  # training metrics (loss per epoch, parity check)
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from catalog.tables import Catalog
-from index_build.build import encode_catalog
+from core.fusion import Fusion
+from index_build.build import encode_modalities
 from index_build.encoder import OnnxModel
 from index_build.index import load_index, vectors_of
+
+BATCH = 4096  # artists encoded at a time
 
 
 def index_vectors(index_dir: Path, artist_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,12 +28,18 @@ def index_vectors(index_dir: Path, artist_ids: np.ndarray) -> tuple[np.ndarray, 
 
 
 def modality_encodings(catalog: Catalog, model_dir: Path) -> dict[str, np.ndarray]:
-    """Each modality alone through the exported encoders: name -> (N, D), zero rows where absent."""
+    """Each modality alone through the exported encoders (never completed): name -> (N, D), zero rows where absent."""
     model = OnnxModel(model_dir)
-    out = {}
-    for name, table in catalog.modalities.items():
-        rows = np.flatnonzero(table.present)
-        vectors = np.zeros((catalog.n_artists, model.dim), dtype=np.float32)
-        vectors[rows] = encode_catalog(catalog, model, rows, [name], batch_size=4096, progress=False)
-        out[name] = vectors
+    names = list(catalog.modalities)
+    out = {name: np.zeros((catalog.n_artists, model.dim), dtype=np.float32) for name in names}
+    for begin in range(0, catalog.n_artists, BATCH):
+        rows = np.arange(begin, min(begin + BATCH, catalog.n_artists))
+        stack, _ = encode_modalities(catalog, model, rows, names)
+        for m, name in enumerate(names):
+            out[name][rows] = stack[m]
     return out
+
+
+def model_fusion(model_dir: Path) -> Fusion:
+    """How a model fuses its modalities (weights and completion)."""
+    return OnnxModel(model_dir).fusion

@@ -16,10 +16,10 @@ from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
-from core.vectors import fuse
+from core.fusion import Fusion
 from evaluation import alignment
 from evaluation.baselines import concatenated, fit_projection
-from evaluation.encodings import index_vectors, modality_encodings
+from evaluation.encodings import index_vectors, modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups, subsets
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from model_export.config import TrainConfig
@@ -36,13 +36,14 @@ def read_queries(path: Path, artist_ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isin(artist_ids, list(wanted)))
 
 
-def contrastive_method(encodings: dict[str, np.ndarray]) -> Method:
-    """The model fed, for each artist, the modalities it keeps."""
+def contrastive_method(encodings: dict[str, np.ndarray], fusion: Fusion) -> Method:
+    """The model fed, for each artist, the modalities it keeps, fused as the product fuses them."""
     names = list(encodings)
 
     def method(keeps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mask = np.stack([keeps[n] for n in names])
-        return fuse(np.stack([encodings[n] for n in names]), mask), np.asarray(mask.any(axis=0))
+        vectors = fusion.fuse(np.stack([encodings[n] for n in names]), mask, names)
+        return vectors, np.asarray(mask.any(axis=0))
 
     return method
 
@@ -96,7 +97,7 @@ def run(
     }
     features = concatenated(raw, organic)
     encodings = modality_encodings(catalog, work.model)
-    methods: dict[str, Method] = {"contrastive": contrastive_method(encodings)}
+    methods: dict[str, Method] = {"contrastive": contrastive_method(encodings, model_fusion(work.model))}
     methods |= {f"single:{n}": single_method(raw, n) for n in names}
     methods |= {m: projection_method(raw, fit_projection(features, full, m, seed=config.seed)) for m in ("pca", "rand")}
     if compare_full_coverage:
@@ -104,7 +105,9 @@ def run(
         # ~10x fewer artists means ~10x fewer steps per epoch: give the paper's setting room to converge.
         paper = replace(config, min_modalities=3, epochs=config.epochs * 10, patience=config.patience * 3)
         build_artifacts(work.catalog, fc, paper, progress=progress)
-        methods["contrastive_full_coverage"] = contrastive_method(modality_encodings(catalog, fc.model))
+        methods["contrastive_full_coverage"] = contrastive_method(
+            modality_encodings(catalog, fc.model), model_fusion(fc.model)
+        )
 
     variants = {name: method(organic) for name, method in methods.items()}
     fused, held = index_vectors(work.index, catalog.artist_ids)

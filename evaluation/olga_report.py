@@ -133,6 +133,16 @@ def claims(metrics: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _fusion(train: dict[str, Any]) -> str:
+    """The training config's fusion (modality weights, completion) in words."""
+    weights = ", ".join(f"{m} {w:g}" for m, w in train.get("modality_weights", {}).items()) or "all 1"
+    completed = ", ".join(f"{s} (weight {w:g})" for s, w in train.get("completion", {}).items() if w) or "off"
+    return (
+        f"fusion weights {weights}; modality completion {completed} "
+        "(`contrastive[x]` and the modality groups are fused as the product fuses)"
+    )
+
+
 def summarise(metrics: dict[str, Any]) -> str:
     """report.md."""
     cov = metrics["coverage"]
@@ -146,7 +156,8 @@ def summarise(metrics: dict[str, Any]) -> str:
         "",
         f"Model {metrics['model_version']}: trained on artists with >= {train['min_modalities']} modalities, "
         f"temperature {train['temperature']}, lr {train['lr']}, batch {train['batch_size']}, "
-        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (early stopping on the validation loss). "
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (early stopping on the validation loss); "
+        f"{_fusion(train)}. "
         f"Featurizers: {metrics['featurize']}. Run time {metrics['seconds']:.0f} s.",
         "",
         "Metrics as in DESIGN.md: nDCG@200 (binary relevance, bootstrap 95% CI over queries, 1000 resamples), "

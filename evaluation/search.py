@@ -18,13 +18,14 @@ from catalog.io import write_catalog
 from catalog.olga import OlgaData, read_olga
 from catalog.tables import VectorTable
 from cli.pipeline import Workdir, build_artifacts
-from evaluation.encodings import index_vectors, modality_encodings
-from evaluation.groups import modality_groups
+from core.fusion import Fusion
+from evaluation.encodings import modality_encodings, model_fusion
+from evaluation.groups import Method, modality_groups
 from evaluation.olga import contrastive_method
 from evaluation.report import write_report
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K
-from model_export.config import TrainConfig
+from model_export.config import DEFAULT_MODALITY_WEIGHTS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,36 +85,93 @@ def search_featurizers(data_dir: Path, base: FeaturizeConfig) -> dict[str, Any]:
     return results
 
 
-def score_contrastive(
-    data: OlgaData, work: Workdir, hub_k: int = DEFAULT_HUB_K, hub_beta: float = DEFAULT_HUB_BETA
-) -> dict[str, Any]:
-    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of the model in `work`."""
+def score_method(data: OlgaData, method: Method, hub: tuple[int, float]) -> dict[str, Any]:
+    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of a contrastive method (as the product ranks)."""
     catalog = data.catalog
     truth = EdgeTruth(data.edges, catalog.n_artists)
-    fused, held = index_vectors(work.index, catalog.artist_ids)
-    hub = (int(hub_k), float(hub_beta))
+    organic = {n: t.present for n, t in catalog.modalities.items()}
+    vectors, held = method(organic)
     full = np.flatnonzero(catalog.present().all(axis=0))
     out: dict[str, Any] = {}
     for setting, pool in (("raw", np.flatnonzero(held)), ("fmc", full)):
         queries = pool[truth.n_relevant(pool, pool) > 0]
-        result, _ = evaluate_method(truth, queries, fused, held, pool, K, hub)
+        result, _ = evaluate_method(truth, queries, vectors, held, pool, K, hub)
         out[setting] = {"ndcg": result["ndcg"], "ndcg_ci": result["ndcg_ci"], "gini": result["gini"]}
-    method = contrastive_method(modality_encodings(catalog, work.model))
-    groups = modality_groups(
-        {"contrastive": method}, list(catalog.modalities), full, catalog.n_artists, hubs={"contrastive": hub}
-    )
-    out["entropy"] = groups["contrastive"]["entropy"]
+    groups = modality_groups({"c": method}, list(catalog.modalities), full, catalog.n_artists, hubs={"c": hub})
+    out["entropy"] = groups["c"]["entropy"]
     return out
+
+
+def score_contrastive(
+    data: OlgaData, work: Workdir, hub_k: int = DEFAULT_HUB_K, hub_beta: float = DEFAULT_HUB_BETA
+) -> dict[str, Any]:
+    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of the model in `work`, fused as it fuses."""
+    method = contrastive_method(modality_encodings(data.catalog, work.model), model_fusion(work.model))
+    return score_method(data, method, (int(hub_k), float(hub_beta)))
+
+
+def fusion_candidates() -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """Fusion settings tried on one trained model: name -> (modality weights, completion)."""
+    audio = {"audio": 1.0}
+    return {
+        "plain mean, no completion (paper)": ({}, {}),
+        "plain mean, audio completed": ({}, audio),
+        **{
+            f"audio {a:g}, cf 1, tag {t:g}, audio completed": ({"audio": a, "cf": 1.0, "tag": t}, audio)
+            for a in (1.0, 0.5, 0.25)
+            for t in (1.0, 2.0, 3.0)
+            if (a, t) != (1.0, 1.0)
+        },
+        "audio 0.5, cf 0.5, tag 1, audio completed": ({"audio": 0.5, "cf": 0.5, "tag": 1.0}, audio),
+        "default weights, no completion": (DEFAULT_MODALITY_WEIGHTS, {}),
+        "default weights, audio completed at 0.5": (DEFAULT_MODALITY_WEIGHTS, {"audio": 0.5}),
+        "default weights, audio completed at 2": (DEFAULT_MODALITY_WEIGHTS, {"audio": 2.0}),
+        "default weights, every single modality completed": (
+            DEFAULT_MODALITY_WEIGHTS,
+            {"audio": 1.0, "cf": 1.0, "tag": 1.0},
+        ),
+        "default weights, audio and the audio pairs completed": (
+            DEFAULT_MODALITY_WEIGHTS,
+            {"audio": 1.0, "audio+cf": 1.0, "audio+tag": 1.0},
+        ),
+    }
+
+
+def search_fusion(data: OlgaData, model_dir: Path) -> dict[str, Any]:
+    """Score every fusion candidate on one trained model (no retraining: fusion comes after training)."""
+    catalog = data.catalog
+    encodings = modality_encodings(catalog, model_dir)
+    organic = {n: t.present for n, t in catalog.modalities.items()}
+    hub = (DEFAULT_HUB_K, DEFAULT_HUB_BETA)
+    results: dict[str, Any] = {}
+    for name, (weights, completion) in fusion_candidates().items():
+        fusion = Fusion.fit(encodings, organic, weights, completion)
+        results[name] = {
+            **score_method(data, contrastive_method(encodings, fusion), hub),
+            "weights": weights,
+            "completion": completion,
+        }
+        r = results[name]
+        log.info(
+            "fusion %s: raw %.4f gini %.3f fmc %.4f entropy %.3f",
+            name,
+            r["raw"]["ndcg"],
+            r["raw"]["gini"],
+            r["fmc"]["ndcg"],
+            r["entropy"],
+        )
+    return results
 
 
 def search_training(
     data_dir: Path, out_dir: Path, candidates: dict[str, TrainConfig], featurize: FeaturizeConfig
 ) -> dict[str, Any]:
-    """Train, export and index each candidate config; score it."""
+    """Train, export and index each candidate config; score it. On the default's model, the fusion search too."""
     data = read_olga(data_dir, featurize)
     catalog_dir = out_dir / "work" / "catalog"
     write_catalog(catalog_dir, data.catalog)
     results: dict[str, Any] = {}
+    fusion: dict[str, Any] = {}
     for name, config in candidates.items():
         work = Workdir(out_dir / "work" / name.replace(" ", "_"))
         manifest = build_artifacts(catalog_dir, work, config, progress=False)
@@ -132,7 +190,9 @@ def search_training(
             r["entropy"],
             r["best_epoch"],
         )
-    return results
+        if name == "default":
+            fusion = search_fusion(data, work.model)
+    return {"candidates": results, "fusion": fusion}
 
 
 def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
@@ -148,17 +208,30 @@ def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
         for name, r in sorted(featurizers.items(), key=lambda kv: (kv[1]["modality"], -kv[1]["ndcg"])):
             lines.append(f"| {name} | {r['modality']} | {r['ndcg']:.4f} |")
         lines.append("")
-    if training:
+    if training.get("candidates"):
         lines += [
             "## Training (the fused index)",
             "",
             "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy | best epoch |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
-        for name, r in training.items():
+        for name, r in training["candidates"].items():
             lines.append(
                 f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
                 f"| {r['entropy']:.3f} | {r['best_epoch']} |"
+            )
+        lines.append("")
+    if training.get("fusion"):
+        lines += [
+            "## Fusion (modality weights and completion, on the default's trained model)",
+            "",
+            "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, r in training["fusion"].items():
+            lines.append(
+                f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
+                f"| {r['entropy']:.3f} |"
             )
     return "\n".join(lines) + "\n"
 

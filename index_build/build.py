@@ -21,7 +21,7 @@ from core.errors import CmarError
 from core.files import atomic_folder
 from core.manifest import IndexManifest, write_manifest
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
-from core.vectors import FloatArray, as_candidates, as_queries, fuse
+from core.vectors import FloatArray, as_candidates, as_queries
 from index_build import structure
 from index_build.encoder import OnnxModel
 from index_build.hubs import (
@@ -76,6 +76,28 @@ def encode_sets(model: OnnxModel, name: str, table: SetTable, rows: np.ndarray, 
     return out
 
 
+def encode_modalities(
+    catalog: Catalog, model: OnnxModel, rows: np.ndarray, names: list[str]
+) -> tuple[FloatArray, np.ndarray]:
+    """Each modality's own unit embeddings of the given artists.
+
+    Returns (M, len(rows), D), zero where an artist lacks the modality, and (M, len(rows)) presence.
+    """
+    stack = np.zeros((len(names), rows.size, model.dim), dtype=np.float32)
+    present = np.zeros((len(names), rows.size), dtype=bool)
+    for m, name in enumerate(names):
+        table = catalog.modalities[name]
+        where = np.flatnonzero(table.present[rows])
+        if where.size == 0:
+            continue
+        present[m, where] = True
+        if isinstance(table, VectorTable):
+            stack[m, where] = model.encode_vectors(name, table.values[rows[where]])
+        else:
+            stack[m, where] = encode_sets(model, name, table, rows[where])
+    return stack, present
+
+
 def encode_catalog(
     catalog: Catalog, model: OnnxModel, rows: np.ndarray, names: list[str], batch_size: int, progress: bool
 ) -> FloatArray:
@@ -84,19 +106,8 @@ def encode_catalog(
     bar = tqdm(total=rows.size, desc="encode", unit="artist", disable=not progress)
     for begin in range(0, rows.size, batch_size):
         batch = rows[begin : begin + batch_size]
-        stack = np.zeros((len(names), batch.size, model.dim), dtype=np.float32)  # (M, B, D)
-        present = np.zeros((len(names), batch.size), dtype=bool)
-        for m, name in enumerate(names):
-            table = catalog.modalities[name]
-            where = np.flatnonzero(table.present[batch])
-            if where.size == 0:
-                continue
-            present[m, where] = True
-            if isinstance(table, VectorTable):
-                stack[m, where] = model.encode_vectors(name, table.values[batch[where]])
-            else:
-                stack[m, where] = encode_sets(model, name, table, batch[where])
-        out[begin : begin + batch.size] = fuse(stack, present)
+        stack, present = encode_modalities(catalog, model, batch, names)
+        out[begin : begin + batch.size] = model.fuse(stack, present, names)
         bar.update(batch.size)
     bar.close()
     return out

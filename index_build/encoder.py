@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from core.artifacts import ENCODER_OUTPUT, vocab_names_file, vocab_vectors_file
 from core.errors import CmarError
+from core.fusion import Fusion
 from core.manifest import ModelManifest, read_manifest
 from core.modalities import ModalityKind
 from core.vectors import FloatArray
@@ -60,6 +61,16 @@ class OnnxModel:
                         f"{self.folder}: {name} vocabulary vectors have {self.vocabularies[name].dim} values, "
                         f"the encoder expects {entry.input_dim}"
                     )
+
+        manifest = self.manifest
+        self.fusion = Fusion.load(self.folder, manifest.modality_weights, manifest.completion, manifest.embedding_dim)
+
+    def fuse(self, vectors: FloatArray, present: np.ndarray, names: list[str]) -> FloatArray:
+        """Fuse this model's embeddings (M, N, D) of the modalities `names` into unit vectors (N, D).
+
+        With the model's modality weights and completion, as `core.fusion.Fusion.fuse`.
+        """
+        return self.fusion.fuse(vectors, present, names)
 
     @property
     def version(self) -> str:

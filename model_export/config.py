@@ -6,7 +6,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import CmarError
+from core.fusion import check_completion, check_modality_weights
 from core.modalities import EMBEDDING_DIM, MODALITIES, ModalityKind
+
+# Fusion defaults, chosen on the OLGA development data (see README): tags weigh most and audio
+# least in an artist's fused vector, and artists known by audio alone get their CF and tag
+# embeddings predicted.
+DEFAULT_MODALITY_WEIGHTS: dict[str, float] = {"audio": 0.5, "cf": 1.0, "tag": 2.0}
+DEFAULT_COMPLETION: dict[str, float] = {"audio": 1.0}
 
 
 @dataclass
@@ -30,6 +37,12 @@ class TrainConfig:
     tag_heads: int = 4  # tag encoder: attention heads
     subset_weight: float = 0.0  # weight of the loss between fuses of random modality halves (cmar; 0 = paper)
     centre: bool = True  # after training, remove each modality's mean output (cmar; not in the paper)
+    modality_weights: dict[str, float] = field(  # modality -> weight in the fused sum (cmar; the paper: all 1)
+        default_factory=lambda: dict(DEFAULT_MODALITY_WEIGHTS)
+    )
+    completion: dict[str, float] = field(  # modality subset -> weight of its missing modalities' predictions (cmar)
+        default_factory=lambda: dict(DEFAULT_COMPLETION)
+    )
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into the manifest
 
     def __post_init__(self) -> None:
@@ -44,6 +57,7 @@ class TrainConfig:
             problems.append("val_fraction must be in [0, 1)")
         if self.min_modalities not in (2, 3):
             problems.append("min_modalities must be 2 or 3")
+        problems += check_modality_weights(self.modality_weights) + check_completion(self.completion)
         if self.tag_width % self.tag_heads:
             problems.append("tag_width must be divisible by tag_heads")
         if problems:

@@ -25,6 +25,7 @@ from core.artifacts import (
 )
 from core.errors import CmarError
 from core.files import atomic_folder
+from core.fusion import Fusion
 from core.manifest import ModalityEntry, ModelManifest, write_manifest
 from core.modalities import ModalityKind, get_modality
 from model_export.encoders import CrossModalModel, Encoder
@@ -116,6 +117,13 @@ def export_model(model: CrossModalModel, info: dict[str, Any], checkpoint_dir: P
             if kind is ModalityKind.SET:
                 for file in (vocab_names_file(name), vocab_vectors_file(name)):
                     shutil.copyfile(Path(checkpoint_dir) / file, tmp / file)
+        fusion = Fusion.load(
+            checkpoint_dir,
+            config.get("modality_weights", {}),
+            config.get("completion", {}),
+            int(config["embedding_dim"]),
+        )
+        fusion.save(tmp)
         metrics = {
             "parity_max_abs_diff": parity,
             "best_epoch": info.get("best_epoch"),
@@ -130,6 +138,8 @@ def export_model(model: CrossModalModel, info: dict[str, Any], checkpoint_dir: P
                 embedding_dim=int(config["embedding_dim"]),
                 modalities=entries,
                 max_tags=max_tags,
+                modality_weights=fusion.weights,
+                completion={s: w for s, w in fusion.completion.items() if any(m[0] == s for m in fusion.maps)},
                 training=config,
                 metrics=metrics,
             ),

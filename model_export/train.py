@@ -19,6 +19,7 @@ from catalog.tables import Catalog, SetTable
 from core.artifacts import CHECKPOINT_FILE, TRAIN_FILE, vocab_names_file, vocab_vectors_file
 from core.errors import CmarError
 from core.files import atomic_folder
+from core.fusion import Fusion
 from core.vectors import fuse, l2_normalize
 from model_export.config import TrainConfig
 from model_export.encoders import CrossModalModel
@@ -41,6 +42,7 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     seconds: float = 0.0
+    fusion: Fusion = field(default_factory=Fusion)  # weights and completion maps, fitted after training (cmar)
 
 
 def split_rows(catalog: Catalog, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -115,9 +117,22 @@ def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) ->
     model.eval()
     if config.centre:
         centre_modalities(model, inputs, config.batch_size * 16)
+    result.fusion = fit_fusion(model, inputs, config)
     result.seconds = time.perf_counter() - start
     log.info("best epoch %d of %d, %.1f s", result.best_epoch, len(result.history), result.seconds)
     return result
+
+
+@torch.no_grad()
+def modality_outputs(model: CrossModalModel, inputs: ModalityInputs, name: str, batch_size: int) -> np.ndarray:
+    """(N, D) outputs of one encoder for every artist, in batches; zero rows where the artist lacks it."""
+    encoder = model.encoder(name)
+    out = np.zeros((len(inputs.present[name]), encoder.out_dim), dtype=np.float32)
+    rows = np.flatnonzero(inputs.present[name])
+    for begin in range(0, rows.size, batch_size):
+        batch = rows[begin : begin + batch_size]
+        out[batch] = encoder(*inputs.gather(name, batch)).numpy()
+    return out
 
 
 @torch.no_grad()
@@ -129,14 +144,23 @@ def centre_modalities(model: CrossModalModel, inputs: ModalityInputs, batch_size
     terms. Uses no ground truth.
     """
     for name, encoder in model.items():
-        rows = np.flatnonzero(inputs.present[name])
-        if rows.size == 0:
+        present = inputs.present[name]
+        if not present.any():
             continue
-        total = torch.zeros(encoder.out_dim)
-        for begin in range(0, rows.size, batch_size):
-            total += encoder(*inputs.gather(name, rows[begin : begin + batch_size])).sum(dim=0)
-        encoder.centre.copy_(total / rows.size)
+        encoder.centre.copy_(torch.from_numpy(modality_outputs(model, inputs, name, batch_size)[present].mean(axis=0)))
         log.info("%s: centre of norm %.3f removed", name, float(encoder.centre.norm()))
+
+
+def fit_fusion(model: CrossModalModel, inputs: ModalityInputs, config: TrainConfig) -> Fusion:
+    """The configured fusion, its completion maps fitted on the final (centred) encoder outputs."""
+    if not any(config.completion.values()):
+        return Fusion(dict(config.modality_weights))
+    batch_size = config.batch_size * 16
+    encodings = {name: modality_outputs(model, inputs, name, batch_size) for name in inputs.names()}
+    fusion = Fusion.fit(encodings, inputs.present, config.modality_weights, config.completion)
+    for subset, target in fusion.maps:
+        log.info("completion: %s artists get a predicted %s embedding", subset, target)
+    return fusion
 
 
 @torch.no_grad()
@@ -196,6 +220,7 @@ def save_checkpoint(folder: Path, result: TrainResult, catalog: Catalog) -> None
             "seconds": result.seconds,
         }
         (tmp / TRAIN_FILE).write_text(json.dumps(info, indent=2))
+        result.fusion.save(tmp)
         for name, table in catalog.modalities.items():
             if isinstance(table, SetTable):
                 (tmp / vocab_names_file(name)).write_text(json.dumps(table.vocab))

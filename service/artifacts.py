@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from core.errors import CmarError
 from core.modalities import ModalityKind
-from core.vectors import FloatArray, fuse, hub_penalty, item_weights
+from core.vectors import FloatArray, hub_penalty, item_weights
 from index_build.encoder import OnnxModel
 from index_build.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
@@ -235,7 +235,7 @@ class Artifacts:
             else:
                 items, weights = (part[: self.model.manifest.max_tags] for part in sets[name])
                 stack[m] = self.model.encode_set(name, items[None], item_weights(weights[None]))
-        return fuse(stack, np.ones((len(names), 1), dtype=bool))[0]
+        return self.model.fuse(stack, np.ones((len(names), 1), dtype=bool), names)[0]
 
 
 def hits_json(hits: list[Hit]) -> bytes:

@@ -61,6 +61,18 @@ def test_usage_error(tmp_path: Path) -> None:
 def test_bad_training_value(tiny_catalog: tuple[Path, SyntheticCatalog], tmp_path: Path) -> None:
     proc = _run("train", str(tiny_catalog[0]), "--out", str(tmp_path / "ck"), "--temperature", "-1")
     _one_line_error(proc, 1, "temperature must be > 0")
+    for option, spec, fragment in (
+        ("--completion", "audio", "--completion: expected NAME=WEIGHT"),
+        ("--completion", "audio=x", "--completion: expected NAME=WEIGHT"),
+        ("--completion", "cf+audio=1", "in that order"),
+        ("--completion", "audio+cf+tag=1", "nothing is missing"),
+        ("--modality-weights", "tag", "--modality-weights: expected NAME=WEIGHT"),
+        ("--modality-weights", "video=1", "unknown modality 'video'"),
+        ("--modality-weights", "tag=0", "must be a number > 0"),
+    ):
+        proc = _run("train", str(tiny_catalog[0]), "--out", str(tmp_path / "ck"), option, spec)
+        _one_line_error(proc, 1, fragment)
+    assert not (tmp_path / "ck").exists()
 
 
 def test_artifacts_from_another_model_version(built: Built, tmp_path: Path) -> None:

@@ -33,3 +33,35 @@ def test_evaluate_olga_writes_metrics_report_and_plots(tmp_path: Path, with_quer
     for name in ("report.md", "figure1_ndcg.png", "figure2_modality_groups.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "The claims" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_fusion_search_scores_the_product_default_as_the_product_index_does(tmp_path: Path) -> None:
+    from catalog.featurize import FeaturizeConfig
+    from catalog.olga import read_olga
+    from evaluation.search import fusion_candidates, search_fusion, summarise
+    from model_export.config import DEFAULT_COMPLETION, DEFAULT_MODALITY_WEIGHTS
+
+    folder = make_olga_folder(tmp_path / "olga")
+    report = tmp_path / "report"
+    assert (
+        main(["-q", "evaluate", "olga", str(folder), "--out", str(report), "--epochs", "2", "--no-full-coverage-run"])
+        == 0
+    )
+    product = json.loads((report / "metrics.json").read_text())["settings"]
+
+    results = search_fusion(read_olga(folder, FeaturizeConfig()), report / "work" / "model")
+    assert set(results) == set(fusion_candidates())
+    default = [
+        r
+        for r in results.values()
+        if r["weights"] == DEFAULT_MODALITY_WEIGHTS and r["completion"] == DEFAULT_COMPLETION
+    ]
+    assert len(default) == 1  # the search includes the shipped default ...
+    for setting in ("raw", "fmc"):  # ... and scores it exactly as the product's own index scored
+        assert default[0][setting]["ndcg"] == pytest.approx(
+            product[setting]["methods"]["contrastive"]["ndcg"], abs=1e-6
+        )
+        assert default[0][setting]["gini"] == pytest.approx(
+            product[setting]["methods"]["contrastive"]["gini"], abs=1e-6
+        )
+    assert "## Fusion" in summarise({}, {"candidates": {}, "fusion": results})

@@ -91,10 +91,13 @@ def test_cold_start_with_one_modality(client: TestClient, built: Built) -> None:
     catalog = read_catalog(built.catalog)
     audio = catalog.modalities["audio"]
     assert isinstance(audio, VectorTable)
-    row = int(np.flatnonzero(audio.present)[0])
+    # An artist known by audio alone: the query is completed exactly as the index completed it.
+    row = int(np.flatnonzero(audio.present & (catalog.present().sum(axis=0) == 1))[0])
     r = client.post("/similar", json={"audio": audio.values[row].tolist()})
     assert r.status_code == 200
     assert r.json()["modalities"] == ["audio"] and len(r.json()["results"]) == 10
+    assert r.json()["results"][0]["artist_id"] == catalog.artist_ids[row]
+    assert r.json()["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_artist_and_health(client: TestClient, built: Built) -> None:
