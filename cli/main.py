@@ -88,8 +88,8 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--modality-weights",
         metavar="SPEC",
-        help="each modality's weight in an artist's fused vector: NAME=WEIGHT pairs joined by commas "
-        "(default audio=0.5,cf=1,tag=2; the paper: all 1)",
+        help="each modality's weight in an artist's fused vector: NAME=WEIGHT pairs joined by commas, "
+        "unlisted modalities weigh 1 (default audio=0.5,cf=1,tag=2; none = the paper's plain mean)",
     )
     group.add_argument(
         "--completion",

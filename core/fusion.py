@@ -1,8 +1,9 @@
 """How a model fuses an artist's modality embeddings: modality weights and modality completion.
 
 Weights: the fused vector is the weighted sum of the unit embeddings an artist has,
-normalised (all weights 1 is the paper's mean). They only matter for artists with two or more
-modalities; a single embedding is its own direction whatever its weight.
+normalised (all weights 1 is the paper's mean). They matter for artists with two or more
+modalities and for completed ones; a single embedding alone is its own direction whatever its
+weight.
 
 Completion: an artist known by a weak modality alone (audio descriptors, say) has a fused
 vector far from every other artist's, and is rarely anyone's neighbour however similar it is.
@@ -14,6 +15,7 @@ weight completion[subset] * weights[m].
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import numpy.typing as npt
 from core.artifacts import COMPLETION_FILE
 from core.errors import CmarError
 from core.modalities import MODALITY_NAMES
-from core.vectors import FloatArray, l2_normalize
+from core.vectors import FloatArray, l2_normalize, weighted_sum
 
 RIDGE_ALPHA = 1.0  # ridge regularisation of the completion maps, on unit-length inputs
 MIN_FIT_ARTISTS = 10  # a completion map needs at least this many artists with both sides
@@ -74,6 +76,25 @@ def ridge(x: FloatArray, y: FloatArray, alpha: float = RIDGE_ALPHA) -> tuple[Flo
     return w.astype(np.float32), (y_mean - x_mean @ w).astype(np.float32)
 
 
+def _read_maps(path: Path, subsets: set[str], dim: int) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
+    """The maps of the given subsets in a completion file, shapes checked (ValueError otherwise)."""
+    maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
+    with open(path, "rb") as handle:  # ours to close, also when numpy refuses the content
+        data = np.load(handle, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        for key in data.files:
+            subset, _, rest = key.partition(">")
+            target, _, part = rest.partition(":")
+            if part != "W" or subset not in subsets:
+                continue
+            w, b = data[key].astype(np.float32), data[f"{subset}>{target}:b"].astype(np.float32)
+            if w.shape != (dim, dim) or b.shape != (dim,):
+                raise ValueError(f"map {subset}>{target} has shape {w.shape}, expected ({dim}, {dim})")
+            maps[(subset, target)] = (w, b)
+    return maps
+
+
 @dataclass
 class Fusion:
     """Modality weights, completion weights per subset, and the maps (subset, missing modality) -> (W, b)."""
@@ -81,15 +102,22 @@ class Fusion:
     weights: dict[str, float] = field(default_factory=dict)  # modality -> weight; absent = 1
     completion: dict[str, float] = field(default_factory=dict)  # subset -> completion weight
     maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = field(default_factory=dict)
+    # subset -> [(W, b, completion weight * target's modality weight)], derived from the above
+    _plan: dict[str, list[tuple[FloatArray, FloatArray, float]]] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.completion = {k: float(v) for k, v in self.completion.items() if v > 0}
+        for (subset, target), (w, b) in self.maps.items():
+            if subset in self.completion:
+                scale = self.completion[subset] * self.weight(target)
+                self._plan.setdefault(subset, []).append((w, b, scale))
 
     def weight(self, name: str) -> float:
         """A modality's weight in the fused sum."""
         return self.weights.get(name, 1.0)
 
-    def _weighted_sum(self, vectors: FloatArray, present: np.ndarray, names: list[str]) -> FloatArray:
-        """Sum of the unit embeddings present, each times its modality weight: (M, N, D) -> (N, D)."""
-        scale = np.asarray([self.weight(n) for n in names], dtype=np.float32)[:, None, None]
-        return np.asarray((l2_normalize(vectors) * present[:, :, None] * scale).sum(axis=0), dtype=np.float32)
+    def _sum(self, vectors: npt.ArrayLike, present: npt.ArrayLike, names: list[str]) -> FloatArray:
+        return weighted_sum(vectors, present, [self.weight(n) for n in names])
 
     @classmethod
     def fit(
@@ -106,10 +134,11 @@ class Fusion:
         present: modality -> (N,) booleans. A map is fitted on the artists that have the whole
         subset and the target; with fewer than MIN_FIT_ARTISTS of them it is left out.
         """
-        fusion = cls(dict(weights), {k: float(v) for k, v in completion.items() if v > 0})
-        for subset in fusion.completion:
+        plain = cls(dict(weights))
+        maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
+        for subset, weight in completion.items():
             sources = subset.split("+")
-            if any(s not in encodings for s in sources):
+            if weight <= 0 or any(s not in encodings for s in sources):
                 continue
             for target in encodings:
                 if target in sources:
@@ -118,37 +147,38 @@ class Fusion:
                 if rows.size < MIN_FIT_ARTISTS:
                     continue
                 stack = np.stack([encodings[s][rows] for s in sources])
-                x = l2_normalize(fusion._weighted_sum(stack, np.ones(stack.shape[:2], dtype=bool), sources))
-                fusion.maps[(subset, target)] = ridge(x, l2_normalize(encodings[target][rows]), alpha)
-        return fusion
+                x = l2_normalize(plain._sum(stack, np.ones(stack.shape[:2], dtype=bool), sources))
+                maps[(subset, target)] = ridge(x, l2_normalize(encodings[target][rows]), alpha)
+        return cls(dict(weights), dict(completion), maps)
 
     def fuse(self, vectors: npt.ArrayLike, present: npt.ArrayLike, names: list[str]) -> FloatArray:
         """Fuse per-modality embeddings (M, N, D) of the modalities `names` into unit vectors (N, D).
 
-        With no weights and no completion this is `core.vectors.fuse`. An artist with no
-        modality gets the zero vector.
+        The weighted sum of the unit embeddings an artist has, plus, for a completed subset,
+        each missing modality's predicted unit vector times the subset's completion weight and
+        the modality's weight; normalised. With no weights and no completion this is
+        `core.vectors.fuse`. An artist with no modality gets the zero vector.
         """
-        vecs = np.asarray(vectors, dtype=np.float32)
         mask = np.asarray(present, dtype=bool)
-        if vecs.ndim != 3 or mask.shape != vecs.shape[:2] or len(names) != len(mask):
-            raise ValueError(
-                f"fuse expects vectors (M, N, D), present (M, N) and M names; "
-                f"got {vecs.shape}, {mask.shape} and {len(names)} names"
-            )
-        total = self._weighted_sum(vecs, mask, names)  # (N, D)
-        if self.maps and mask.size:
+        if len(names) != len(mask):
+            raise ValueError(f"fuse expects one name per modality row; got {len(names)} names for {len(mask)} rows")
+        total = self._sum(vectors, mask, names)  # (N, D)
+        if not self._plan or not mask.size:
+            return l2_normalize(total)
+        if mask.shape[1] == 1:  # one query (the service): no grouping needed
+            groups = [(subset_name([n for n, has in zip(names, mask[:, 0], strict=True) if has]), np.array([0]))]
+        else:
             patterns = (mask.T.astype(np.int64) << np.arange(len(names))).sum(axis=1)  # bit m = modality m
-            for pattern in np.unique(patterns):
-                subset = subset_name([n for m, n in enumerate(names) if pattern >> m & 1])
-                targets = [t for (s, t) in self.maps if s == subset]
-                if not targets:
-                    continue
-                rows = np.flatnonzero(patterns == pattern)
-                source = l2_normalize(total[rows])
-                for target in targets:
-                    w, b = self.maps[(subset, target)]
-                    scale = self.completion.get(subset, 0.0) * self.weight(target)
-                    total[rows] += scale * l2_normalize(source @ w + b)
+            groups = [
+                (subset_name([n for m, n in enumerate(names) if p >> m & 1]), np.flatnonzero(patterns == p))
+                for p in np.unique(patterns)
+            ]
+        for subset, rows in groups:
+            if subset not in self._plan:
+                continue
+            source = l2_normalize(total[rows])
+            for w, b, scale in self._plan[subset]:
+                total[rows] += scale * l2_normalize(source @ w + b)
         return l2_normalize(total)
 
     def save(self, folder: Path) -> None:
@@ -162,23 +192,24 @@ class Fusion:
         np.savez(Path(folder) / COMPLETION_FILE, **arrays)
 
     @classmethod
-    def load(cls, folder: Path, weights: dict[str, float], completion: dict[str, float], dim: int) -> Fusion:
-        """The fusion of a model or checkpoint folder: the given weights and the maps of its completed subsets."""
-        fusion = cls(dict(weights), {k: float(v) for k, v in completion.items() if v > 0})
+    def load(
+        cls, folder: Path, weights: dict[str, float], completion: dict[str, float], dim: int, require: bool = True
+    ) -> Fusion:
+        """The fusion of a model or checkpoint folder: the given weights and the maps of its completed subsets.
+
+        With `require` (a model folder, whose manifest lists only subsets that have maps), a
+        completed subset without a map is an error; a checkpoint may lack maps its config asked
+        for (too few artists to fit them).
+        """
+        wanted = {k for k, v in completion.items() if v > 0}
         path = Path(folder) / COMPLETION_FILE
-        if not fusion.completion or not path.is_file():
-            return fusion
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                for key in data.files:
-                    subset, _, rest = key.partition(">")
-                    target, _, part = rest.partition(":")
-                    if part != "W" or subset not in fusion.completion:
-                        continue
-                    w, b = data[key].astype(np.float32), data[f"{subset}>{target}:b"].astype(np.float32)
-                    if w.shape != (dim, dim) or b.shape != (dim,):
-                        raise CmarError(f"{path}: map {subset}>{target} has shape {w.shape}, expected ({dim}, {dim})")
-                    fusion.maps[(subset, target)] = (w, b)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CmarError(f"{path}: not a completion file ({exc})") from None
-        return fusion
+        maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
+        if wanted and path.is_file():
+            try:
+                maps = _read_maps(path, wanted, dim)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise CmarError(f"{path}: not a completion file ({exc})") from None
+        missing = sorted(wanted - {subset for subset, _ in maps})
+        if require and missing:
+            raise CmarError(f"{path}: no completion map for {', '.join(missing)}, which the manifest completes")
+        return cls(dict(weights), dict(completion), maps)

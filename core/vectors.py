@@ -16,22 +16,31 @@ def l2_normalize(x: npt.ArrayLike, axis: int = -1) -> FloatArray:
     return (arr / np.maximum(norms, EPS)).astype(np.float32, copy=False)
 
 
-def fuse(vectors: npt.ArrayLike, present: npt.ArrayLike) -> FloatArray:
-    """Fuse per-modality embeddings into one unit vector per artist.
+def weighted_sum(vectors: npt.ArrayLike, present: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> FloatArray:
+    """Sum of the L2-normalised embeddings each artist has, each times its modality's weight.
 
     vectors: (M, N, D) embeddings of M modalities for N artists (rows of absent ones ignored).
-    present: (M, N) booleans, which modalities each artist has.
-    Returns (N, D): the mean of the L2-normalised vectors an artist has, normalised again.
-    An artist with no modality gets the zero vector; callers must not index it.
+    present: (M, N) booleans, which modalities each artist has. weights: (M,), default all 1.
+    Returns (N, D); an artist with no modality gets the zero vector.
     """
     vecs = np.asarray(vectors, dtype=np.float32)
     mask = np.asarray(present, dtype=bool)
     if vecs.ndim != 3 or mask.shape != vecs.shape[:2]:
         raise ValueError(f"fuse expects vectors (M, N, D) and present (M, N); got {vecs.shape} and {mask.shape}")
-    unit = l2_normalize(vecs) * mask[:, :, None]  # (M, N, D)
-    count = mask.sum(axis=0)[:, None]  # (N, 1)
-    mean = unit.sum(axis=0) / np.maximum(count, 1)
-    return l2_normalize(mean)
+    scale = mask.astype(np.float32)
+    if weights is not None:
+        scale *= np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    return np.einsum("mnd,mn->nd", l2_normalize(vecs), scale).astype(np.float32, copy=False)
+
+
+def fuse(vectors: npt.ArrayLike, present: npt.ArrayLike) -> FloatArray:
+    """Fuse per-modality embeddings into one unit vector per artist: the paper's plain mean.
+
+    The mean of the L2-normalised vectors an artist has (M, N, D) with presence (M, N),
+    normalised again: (N, D). An artist with no modality gets the zero vector; callers must not
+    index it. A model's own fusion (weights, completion) is `core.fusion.Fusion.fuse`.
+    """
+    return l2_normalize(weighted_sum(vectors, present))
 
 
 def item_weights(weights: npt.ArrayLike) -> FloatArray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from catalog.tables import Catalog
 from core.fusion import Fusion
+from core.manifest import ModelManifest, read_manifest
 from index_build.build import encode_modalities
 from index_build.encoder import OnnxModel
 from index_build.index import load_index, vectors_of
@@ -41,5 +42,6 @@ def modality_encodings(catalog: Catalog, model_dir: Path) -> dict[str, np.ndarra
 
 
 def model_fusion(model_dir: Path) -> Fusion:
-    """How a model fuses its modalities (weights and completion)."""
-    return OnnxModel(model_dir).fusion
+    """How a model fuses its modalities (weights and completion), from its verified manifest."""
+    manifest = read_manifest(model_dir, ModelManifest)
+    return Fusion.load(model_dir, manifest.modality_weights, manifest.completion, manifest.embedding_dim)

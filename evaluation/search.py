@@ -137,6 +137,13 @@ def fusion_candidates() -> dict[str, tuple[dict[str, float], dict[str, float]]]:
     }
 
 
+def _scores_line(r: dict[str, Any]) -> str:
+    """One candidate's scores (from `score_method`) for the log."""
+    return (
+        f"raw {r['raw']['ndcg']:.4f} gini {r['raw']['gini']:.3f} fmc {r['fmc']['ndcg']:.4f} entropy {r['entropy']:.3f}"
+    )
+
+
 def search_fusion(data: OlgaData, model_dir: Path) -> dict[str, Any]:
     """Score every fusion candidate on one trained model (no retraining: fusion comes after training)."""
     catalog = data.catalog
@@ -151,15 +158,7 @@ def search_fusion(data: OlgaData, model_dir: Path) -> dict[str, Any]:
             "weights": weights,
             "completion": completion,
         }
-        r = results[name]
-        log.info(
-            "fusion %s: raw %.4f gini %.3f fmc %.4f entropy %.3f",
-            name,
-            r["raw"]["ndcg"],
-            r["raw"]["gini"],
-            r["fmc"]["ndcg"],
-            r["entropy"],
-        )
+        log.info("fusion %s: %s", name, _scores_line(results[name]))
     return results
 
 
@@ -180,19 +179,25 @@ def search_training(
             "best_epoch": manifest.model.metrics.get("best_epoch"),
             "config": config.to_dict(),
         }
-        r = results[name]
-        log.info(
-            "%s: raw %.4f gini %.3f fmc %.4f entropy %.3f (best epoch %s)",
-            name,
-            r["raw"]["ndcg"],
-            r["raw"]["gini"],
-            r["fmc"]["ndcg"],
-            r["entropy"],
-            r["best_epoch"],
-        )
+        log.info("%s: %s (best epoch %s)", name, _scores_line(results[name]), results[name]["best_epoch"])
         if name == "default":
             fusion = search_fusion(data, work.model)
     return {"candidates": results, "fusion": fusion}
+
+
+def _scores_table(title: str, results: dict[str, Any], with_epoch: bool = False) -> list[str]:
+    """A Markdown table of candidates scored by `score_method` (raw and FMC nDCG, Gini, entropy)."""
+    epoch = " best epoch |" if with_epoch else ""
+    lines = [
+        f"## {title}",
+        "",
+        f"| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy |{epoch}",
+        "| --- | --- | --- | --- | --- |" + (" --- |" if with_epoch else ""),
+    ]
+    for name, r in results.items():
+        scores = f"{r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} | {r['entropy']:.3f}"
+        lines.append(f"| {name} | {scores} |" + (f" {r['best_epoch']} |" if with_epoch else ""))
+    return lines
 
 
 def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
@@ -209,30 +214,11 @@ def summarise(featurizers: dict[str, Any], training: dict[str, Any]) -> str:
             lines.append(f"| {name} | {r['modality']} | {r['ndcg']:.4f} |")
         lines.append("")
     if training.get("candidates"):
-        lines += [
-            "## Training (the fused index)",
-            "",
-            "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy | best epoch |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for name, r in training["candidates"].items():
-            lines.append(
-                f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
-                f"| {r['entropy']:.3f} | {r['best_epoch']} |"
-            )
-        lines.append("")
+        lines += [*_scores_table("Training (the fused index)", training["candidates"], with_epoch=True), ""]
     if training.get("fusion"):
-        lines += [
-            "## Fusion (modality weights and completion, on the default's trained model)",
-            "",
-            "| candidate | raw nDCG@200 | raw Gini@200 | FMC nDCG@200 | entropy |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for name, r in training["fusion"].items():
-            lines.append(
-                f"| {name} | {r['raw']['ndcg']:.4f} | {r['raw']['gini']:.3f} | {r['fmc']['ndcg']:.4f} "
-                f"| {r['entropy']:.3f} |"
-            )
+        lines += _scores_table(
+            "Fusion (modality weights and completion, on the default's trained model)", training["fusion"]
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -122,6 +122,7 @@ def export_model(model: CrossModalModel, info: dict[str, Any], checkpoint_dir: P
             config.get("modality_weights", {}),
             config.get("completion", {}),
             int(config["embedding_dim"]),
+            require=False,
         )
         fusion.save(tmp)
         metrics = {

@@ -93,6 +93,24 @@ def test_save_and_load_round_trip_and_refuse_a_wrong_shape(tmp_path: Path) -> No
     with pytest.raises(CmarError, match="expected \\(16, 16\\)"):
         Fusion.load(tmp_path, {}, {"audio": 1.0}, 16)
     assert not Fusion.load(tmp_path, {}, {}, D).maps  # no weights, no completion
+    # a subset the manifest completes but the file lacks: an error for a model, not for a checkpoint
+    with pytest.raises(CmarError, match="no completion map for cf"):
+        Fusion.load(tmp_path, {}, {"audio": 1.0, "cf": 1.0}, D)
+    assert set(Fusion.load(tmp_path, {}, {"audio": 1.0, "cf": 1.0}, D, require=False).maps) == set(completion.maps)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"\x93NUMPY not really"])
+def test_a_damaged_completion_file_is_a_one_line_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "completion.npz").write_bytes(content)
+    with pytest.raises(CmarError, match="not a completion file"):
+        Fusion.load(tmp_path, {}, {"audio": 1.0}, D)
+
+
+def test_a_plain_npy_file_is_not_a_completion_file(tmp_path: Path) -> None:
+    np.save(tmp_path / "completion.npy", np.zeros(3))
+    (tmp_path / "completion.npy").rename(tmp_path / "completion.npz")
+    with pytest.raises(CmarError, match=r"not an \.npz archive"):
+        Fusion.load(tmp_path, {}, {"audio": 1.0}, D)
 
 
 def test_modality_weights_weigh_the_sum_of_an_artists_embeddings() -> None:
