@@ -37,6 +37,19 @@ def subset_name(names: list[str] | tuple[str, ...]) -> str:
     return "+".join(n for n in MODALITY_NAMES if n in names)
 
 
+def subset_groups(present: np.ndarray, names: list[str]) -> list[tuple[list[str], np.ndarray]]:
+    """Artists grouped by the modalities they have: (those modalities' names, the artists' columns) per group.
+
+    present: (M, N) booleans for the modalities `names`.
+    """
+    if present.shape[1] == 1:  # one query (the service): nothing to group
+        return [([n for n, has in zip(names, present[:, 0], strict=True) if has], np.zeros(1, dtype=np.int64))]
+    patterns = (present.T.astype(np.int64) << np.arange(len(names))).sum(axis=1)  # bit m = modality m
+    return [
+        ([n for m, n in enumerate(names) if p >> m & 1], np.flatnonzero(patterns == p)) for p in np.unique(patterns)
+    ]
+
+
 def check_modality_weights(weights: dict[str, float]) -> list[str]:
     """Problems with fusion weights keyed by modality (empty if none)."""
     problems = []
@@ -165,15 +178,8 @@ class Fusion:
         total = self._sum(vectors, mask, names)  # (N, D)
         if not self._plan or not mask.size:
             return l2_normalize(total)
-        if mask.shape[1] == 1:  # one query (the service): no grouping needed
-            groups = [(subset_name([n for n, has in zip(names, mask[:, 0], strict=True) if has]), np.array([0]))]
-        else:
-            patterns = (mask.T.astype(np.int64) << np.arange(len(names))).sum(axis=1)  # bit m = modality m
-            groups = [
-                (subset_name([n for m, n in enumerate(names) if p >> m & 1]), np.flatnonzero(patterns == p))
-                for p in np.unique(patterns)
-            ]
-        for subset, rows in groups:
+        for have, rows in subset_groups(mask, names):
+            subset = subset_name(have)
             if subset not in self._plan:
                 continue
             source = l2_normalize(total[rows])

@@ -19,6 +19,7 @@ from catalog.tables import Catalog, SetTable, VectorTable
 from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
+from core.fusion import subset_groups
 from core.manifest import IndexManifest, write_manifest
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 from core.vectors import FloatArray, as_candidates, as_queries
@@ -253,9 +254,10 @@ def build_index(
         if built.neighbours is not None and built.neighbour_scores is not None:
             np.save(tmp / NEIGHBOURS_FILE, built.neighbours)
             np.save(tmp / NEIGHBOUR_SCORES_FILE, built.neighbour_scores)
-        patterns = (present[:, rows].T.astype(np.int64) << np.arange(len(names))).sum(axis=1)  # bit m = modality m
-        lists = {int(p): [n for m, n in enumerate(names) if p >> m & 1] for p in np.unique(patterns)}
-        modality_lists = [lists[p] for p in patterns.tolist()]
+        modality_lists: list[list[str]] = [[] for _ in range(rows.size)]
+        for have, where in subset_groups(present[:, rows], names):
+            for i in where.tolist():
+                modality_lists[i] = have
         table = {
             "artist_id": pa.array(catalog.artist_ids[rows].astype(str).tolist(), pa.string()),
             "name": pa.array(catalog.names[rows].astype(str).tolist(), pa.string()),
