@@ -14,6 +14,8 @@ from catalog.tables import Catalog, SetTable, VectorTable
 from core.errors import CmarError
 from core.files import atomic_folder, sha256_file
 from core.modalities import MODALITIES, ModalityKind
+from core.names import MIN_TAG_WEIGHT, artist_id_problem, normalize_tag, tag_weight_problem
+from core.outputs import mark_folder
 
 ARTISTS_FILE = "artists.parquet"
 
@@ -85,6 +87,14 @@ def _vectors(path: Path, table: pa.Table, column: str, keys: np.ndarray) -> np.n
     return values
 
 
+def _check_ids(path: Path, ids: np.ndarray) -> None:
+    """Every id addressable by the API (`core.names.artist_id_problem`); CmarError naming the first that is not."""
+    for row, artist_id in enumerate(ids.tolist()):
+        problem = artist_id_problem(artist_id)
+        if problem is not None:
+            raise CmarError(f"{path}: row {row}: {problem}")
+
+
 def _check_unique(path: Path, keys: np.ndarray, what: str) -> None:
     uniq, counts = np.unique(keys.astype(str), return_counts=True)
     dup = uniq[counts > 1]
@@ -113,6 +123,7 @@ def read_catalog(folder: Path) -> Catalog:
         raise CmarError(f"{folder}: {ARTISTS_FILE} is missing; is this a cmar catalogue folder?")
     artists = _read(artists_path, {"artist_id": "string", "name": "string"})
     ids = _strings(artists_path, artists, "artist_id")
+    _check_ids(artists_path, ids)
     _check_unique(artists_path, ids, "artist_id")
     names = np.asarray(
         [n if n is not None else "" for n in artists.column("name").cast(pa.string()).to_pylist()], dtype=object
@@ -155,15 +166,15 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
     if not vocab_path.is_file():
         raise CmarError(f"{vocab_path}: missing; {path.name} needs its vocabulary (columns tag, vector)")
     vocab_table = _read(vocab_path, {"tag": "string", "vector": "list<float>"})
-    vocab = _strings(vocab_path, vocab_table, "tag")
-    _check_unique(vocab_path, vocab, "tag")
+    vocab = _tag_names(vocab_path, _strings(vocab_path, vocab_table, "tag"))
+    _check_unique(vocab_path, vocab, "tag (after normalising names: core.names.normalize_tag)")
     vocab_vectors = _vectors(vocab_path, vocab_table, "vector", vocab)
     vocab_index = {t: i for i, t in enumerate(vocab)}
 
     table = _read(path, {"artist_id": "string", "tag": "string", "weight": "float"})
     keys = _strings(path, table, "artist_id")
     rows = _rows_of(path, keys, index)
-    tags = _strings(path, table, "tag")
+    tags = _tag_names(path, _strings(path, table, "tag"))
     items = np.fromiter((vocab_index.get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
     unknown = np.flatnonzero(items < 0)
     if unknown.size:
@@ -174,13 +185,27 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
     weights = table.column("weight").cast(pa.float32()).fill_null(1.0).to_numpy().astype(np.float32)
     if not np.isfinite(weights).all():
         raise CmarError(f"{path}: column weight holds NaN or infinity")
-    if (weights <= 0).any():
-        row = int(np.flatnonzero(weights <= 0)[0])
-        raise CmarError(f"{path}: weight must be > 0; row {row} ({keys[row]}, {tags[row]!r}) has {weights[row]:g}")
+    bad = np.flatnonzero(weights < MIN_TAG_WEIGHT)
+    if bad.size:
+        row = int(bad[0])
+        raise CmarError(f"{path}: row {row} ({keys[row]}, {tags[row]!r}): {tag_weight_problem(float(weights[row]))}")
     pairs = rows * len(vocab) + items
     if np.unique(pairs).size != pairs.size:
         raise CmarError(f"{path}: an artist lists the same tag twice; merge their weights into one row")
     return SetTable.from_rows(list(vocab), vocab_vectors, n, rows, items, weights)
+
+
+def _tag_names(path: Path, names: np.ndarray) -> np.ndarray:
+    """Tag names in their canonical form (`core.names.normalize_tag`); CmarError for one that has none."""
+    out = np.empty(len(names), dtype=object)
+    for row, name in enumerate(names.tolist()):
+        try:
+            out[row] = normalize_tag(name)
+        except ValueError as exc:
+            raise CmarError(f"{path}: row {row}: {exc}") from None
+        if not out[row]:
+            raise CmarError(f"{path}: row {row}: tag name {name!r} is empty")
+    return out
 
 
 def _vector_column(values: np.ndarray) -> pa.Array:
@@ -188,12 +213,30 @@ def _vector_column(values: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
 
 
-def write_catalog(folder: Path, catalog: Catalog, extra_artist_columns: dict[str, np.ndarray] | None = None) -> None:
-    """Write a catalogue folder atomically, one Parquet file per table.
+def write_catalog(
+    folder: Path,
+    catalog: Catalog,
+    extra_artist_columns: dict[str, np.ndarray] | None = None,
+    overwrite: bool = False,
+    changes: dict[str, int] | None = None,
+) -> None:
+    """Write a catalogue folder atomically, one Parquet file per table, and its manifest.
 
     `extra_artist_columns` are added to artists.parquet (readers ignore columns they do not know).
+    `changes` (rows dropped or merged while reading the sources, by reason) go into the
+    manifest. `folder` may replace only an earlier catalogue folder unless `overwrite`
+    (`core.outputs`). Raises CmarError for a catalogue with no artist.
     """
-    with atomic_folder(Path(folder)) as tmp:
+    if catalog.n_artists == 0:
+        raise CmarError(f"{folder}: the catalogue has no artist; nothing written")
+    with atomic_folder(Path(folder), "catalog", overwrite) as tmp:
+        mark_folder(
+            tmp,
+            "catalog",
+            n_artists=catalog.n_artists,
+            modalities={n: int(t.present.sum()) for n, t in catalog.modalities.items()},
+            changes=changes or {},
+        )
         columns: dict[str, pa.Array] = {
             "artist_id": pa.array(catalog.artist_ids.astype(str).tolist(), pa.string()),
             "name": pa.array(catalog.names.astype(str).tolist(), pa.string()),

@@ -22,6 +22,7 @@ from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, ta
 from catalog.io import write_catalog
 from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
+from core.outputs import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,13 @@ def _tag_counts(
     return matrix, vocab
 
 
-def write_olga_catalog(folder: Path, out_dir: Path, config: FeaturizeConfig | None = None) -> OlgaData:
+def write_olga_catalog(
+    folder: Path, out_dir: Path, config: FeaturizeConfig | None = None, overwrite: bool = False
+) -> OlgaData:
     """Featurize an OLGA folder and write the catalogue (with each artist's split and plays) to `out_dir`."""
+    claim_output(out_dir, "catalog", overwrite)
     data = read_olga(folder, config)
-    write_catalog(out_dir, data.catalog, extra_artist_columns={"split": data.split, "plays": data.plays})
+    write_catalog(
+        out_dir, data.catalog, extra_artist_columns={"split": data.split, "plays": data.plays}, overwrite=overwrite
+    )
     return data

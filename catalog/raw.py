@@ -1,8 +1,19 @@
-"""A catalogue from a team's own raw files: listening counts, tag counts and audio features (CSV)."""
+"""A catalogue from a team's own raw files: listening counts, tag counts and audio features (CSV).
+
+Values are read as written: no string ("NA", "NULL", "nan", ...) is taken for a missing
+value, names are kept verbatim, tag names are normalised by `core.names.normalize_tag`.
+Every row that is dropped (an unknown artist, an empty, zero or negative count, a tag used
+for too few artists) or merged (a repeated user-artist or artist-tag pair, summed) is counted
+in `RawCatalog.changes`, which `cmar catalog from-raw` logs in one line and writes into the
+catalogue's manifest. A value that cannot be read (a count that is not a number, an artist id
+the API could not address) is an error naming the file and the row.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +24,7 @@ from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
 from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
+from core.names import artist_id_problem, normalize_tag
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +36,75 @@ COLUMNS = {
 }
 
 
-def _read(path: Path, kind: str) -> pa.Table:
-    return read_csv(path, COLUMNS[kind])
+@dataclass
+class RawCatalog:
+    """A featurized catalogue and what reading the raw files changed: rows dropped or merged, by reason."""
+
+    catalog: Catalog
+    changes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The changes in one line ("no row dropped or merged" when there are none)."""
+        if not self.changes:
+            return "no row dropped or merged"
+        return "; ".join(f"{reason}: {count}" for reason, count in self.changes.items())
 
 
-def _numbers(path: Path, table: pa.Table, column: str) -> np.ndarray:
-    try:
-        values = np.asarray(table.column(column).cast(pa.float64()).to_pylist(), dtype=np.float64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise CmarError(f"{path}: column {column} must hold numbers") from None
-    return np.nan_to_num(values, nan=0.0)
+@dataclass(frozen=True)
+class CsvFormat:
+    """How the raw files are written."""
+
+    encoding: str = "utf-8"
+    delimiter: str = ","
 
 
-def _rows(path: Path, ids: np.ndarray, row_of: dict[str, int]) -> np.ndarray:
-    rows = lookup(ids, row_of)
-    unknown = int((rows < 0).sum())
-    if unknown:
-        log.warning("%s: %d row(s) name artists missing from the artists file; ignored", path, unknown)
-    return rows
+def _numbers(path: Path, table: pa.Table, column: str, allow_empty: bool) -> np.ndarray:
+    """A text column parsed as float64; empty cells (and "nan") are NaN if `allow_empty`, else an error.
+
+    A cell that is not a number is a CmarError naming the file, the row and the value.
+    """
+    texts = strings(table, column)
+    out = np.empty(len(texts), dtype=np.float64)
+    for row, text in enumerate(texts.tolist()):
+        value = (text or "").strip()
+        try:
+            out[row] = float(value) if value else np.nan
+        except ValueError:
+            raise CmarError(f"{path}: row {row + 2}: column {column} must hold a number, got {text!r}") from None
+        if not allow_empty and not np.isfinite(out[row]):
+            raise CmarError(f"{path}: row {row + 2}: column {column} must hold a finite number, got {text!r}")
+    return out
+
+
+class _Reader:
+    """Reads the raw files, counting every dropped or merged row."""
+
+    def __init__(self, fmt: CsvFormat) -> None:
+        self.fmt = fmt
+        self.changes: Counter[str] = Counter()
+
+    def table(self, path: Path, kind: str) -> pa.Table:
+        return read_csv(path, COLUMNS[kind], encoding=self.fmt.encoding, delimiter=self.fmt.delimiter, as_strings=True)
+
+    def drop(self, what: str, mask: np.ndarray) -> None:
+        """Count the rows in `mask` as dropped for reason `what`."""
+        n = int(np.count_nonzero(mask))
+        if n:
+            self.changes[what] += n
+
+    def rows(self, path: Path, kind: str, table: pa.Table, row_of: dict[str, int]) -> np.ndarray:
+        rows = lookup(strings(table, "artist_id"), row_of)
+        self.drop(f"{kind} rows naming an artist missing from the artists file (dropped)", rows < 0)
+        return rows
+
+    def counts(self, path: Path, kind: str, table: pa.Table) -> np.ndarray:
+        """The count column; rows with an empty/NaN, zero or negative count are counted as dropped."""
+        counts = _numbers(path, table, "count", allow_empty=True)
+        self.drop(f"{kind} rows with an empty or NaN count (dropped)", np.isnan(counts))
+        self.drop(f"{kind} rows with an infinite count (dropped)", np.isinf(counts))
+        self.drop(f"{kind} rows with a zero count (dropped)", counts == 0)
+        self.drop(f"{kind} rows with a negative count (dropped)", counts < 0)
+        return counts
 
 
 def read_raw(
@@ -50,30 +113,51 @@ def read_raw(
     tags: Path | None = None,
     audio: Path | None = None,
     config: FeaturizeConfig | None = None,
-) -> Catalog:
-    """Featurize raw files into a catalogue: CF by ALS of the plays, tag vectors by PPMI + SVD, standardised audio."""
+    fmt: CsvFormat | None = None,
+) -> RawCatalog:
+    """Featurize raw files into a catalogue: CF by ALS of the plays, tag vectors by PPMI + SVD, standardised audio.
+
+    Raises CmarError naming the file (and row) for anything that cannot be read, and when
+    nothing is left to featurize.
+    """
     config = config or FeaturizeConfig()
-    table = _read(artists, "artists")
+    reader = _Reader(fmt or CsvFormat())
+    table = reader.table(artists, "artists")
+    if table.num_rows == 0:
+        raise CmarError(f"{artists}: no artist rows below the header")
     ids = strings(table, "artist_id")
-    if any(a is None for a in ids) or len(set(ids)) != len(ids):
-        raise CmarError(f"{artists}: artist_id must be present and unique on every row")
-    names = np.asarray([n or "" for n in strings(table, "name")], dtype=object)
+    for row, artist_id in enumerate(ids.tolist()):
+        problem = artist_id_problem(artist_id)
+        if problem is not None:
+            raise CmarError(f"{artists}: row {row + 2}: {problem}")
+    if len(set(ids.tolist())) != len(ids):
+        dup = next(a for a, c in Counter(ids.tolist()).items() if c > 1)
+        raise CmarError(f"{artists}: artist_id {dup!r} is on more than one row; ids must be unique")
+    names = strings(table, "name")
     row_of = {a: i for i, a in enumerate(ids)}
     n = len(ids)
-    popularity = (
-        _numbers(artists, table, "popularity").astype(np.float32) if "popularity" in table.column_names else None
-    )
+    popularity = None
+    if "popularity" in table.column_names:
+        values = _numbers(artists, table, "popularity", allow_empty=True)
+        reader.drop("artists with no popularity (read as 0)", np.isnan(values))
+        if (values < 0).any():
+            row = int(np.flatnonzero(values < 0)[0])
+            raise CmarError(f"{artists}: row {row + 2}: popularity must be >= 0, got {values[row]:g}")
+        popularity = np.nan_to_num(values, nan=0.0).astype(np.float32)
     catalog = Catalog(artist_ids=ids, names=names, popularity=popularity)
 
     if plays is not None:
-        t = _read(plays, "plays")
-        rows = _rows(plays, strings(t, "artist_id"), row_of)
-        counts = _numbers(plays, t, "count")
+        t = reader.table(plays, "plays")
+        rows = reader.rows(plays, "plays", t, row_of)
+        counts = reader.counts(plays, "plays", t)
         users = strings(t, "user_id")
-        ok = (rows >= 0) & (counts > 0)
+        ok = (rows >= 0) & (counts > 0) & np.isfinite(counts)
+        if not ok.any():
+            raise CmarError(f"{plays}: no row with a known artist and a positive count; nothing to featurize")
         user_of = {u: i for i, u in enumerate(dict.fromkeys(users[ok]))}
         user_rows = np.fromiter((user_of[u] for u in users[ok]), dtype=np.int64, count=int(ok.sum()))
-        matrix = sp.csr_matrix((counts[ok], (user_rows, rows[ok])), shape=(len(user_of), n))
+        _count_repeats(reader, "plays", user_rows * n + rows[ok])
+        matrix = sp.csr_matrix((counts[ok], (user_rows, rows[ok])), shape=(len(user_of), n))  # repeats summed
         present = np.asarray((matrix > 0).sum(axis=0)).ravel() > 0
         factors = als_item_factors(matrix, config)
         catalog.modalities["cf"] = VectorTable(present=present, values=factors * present[:, None])
@@ -81,27 +165,36 @@ def read_raw(
             catalog.popularity = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float32)
 
     if tags is not None:
-        t = _read(tags, "tags")
-        rows = _rows(tags, strings(t, "artist_id"), row_of)
-        names_ = np.asarray([str(x).strip().lower() if x is not None else "" for x in strings(t, "tag")], dtype=object)
-        counts = _numbers(tags, t, "count")
-        ok = (rows >= 0) & (names_ != "") & (counts > 0)
+        t = reader.table(tags, "tags")
+        rows = reader.rows(tags, "tags", t, row_of)
+        names_ = np.asarray([_tag(tags, row, x) for row, x in enumerate(strings(t, "tag").tolist())], dtype=object)
+        reader.drop("tags rows with an empty tag name (dropped)", names_ == "")
+        counts = reader.counts(tags, "tags", t)
+        ok = (rows >= 0) & (names_ != "") & (counts > 0) & np.isfinite(counts)
         vocab = list(dict.fromkeys(names_[ok]))
         tag_of = {x: i for i, x in enumerate(vocab)}
         cols = np.fromiter((tag_of[x] for x in names_[ok]), dtype=np.int64, count=int(ok.sum()))
-        embedding = tag_embedding(sp.csr_matrix((counts[ok], (rows[ok], cols)), shape=(n, len(vocab))), config)
+        _count_repeats(reader, "tags", rows[ok] * max(len(vocab), 1) + cols)
+        matrix = sp.csr_matrix((counts[ok], (rows[ok], cols)), shape=(n, len(vocab)))  # repeats summed
+        try:
+            embedding = tag_embedding(matrix, config)
+        except ValueError as exc:
+            raise CmarError(f"{tags}: {exc}; nothing to embed (lower the minimum, or give more tags)") from None
+        reader.changes["tags dropped for being used by too few artists"] += len(vocab) - embedding.kept.size
         catalog.modalities["tag"] = embedding.set_table(vocab, n)
 
     if audio is not None:
-        t = _read(audio, "audio")
-        rows = _rows(audio, strings(t, "artist_id"), row_of)
+        t = reader.table(audio, "audio")
+        rows = reader.rows(audio, "audio", t, row_of)
         features = [c for c in t.column_names if c != "artist_id"]
         if not features:
             raise CmarError(f"{audio}: no feature columns besides artist_id")
-        values = np.column_stack([_numbers(audio, t, c) for c in features])
+        values = np.column_stack([_numbers(audio, t, c, allow_empty=False) for c in features])
         keep = rows >= 0
         if len(np.unique(rows[keep])) != int(keep.sum()):
             raise CmarError(f"{audio}: an artist has more than one row")
+        if not keep.any():
+            raise CmarError(f"{audio}: no row names an artist of the artists file")
         table_values = np.zeros((n, len(features)), dtype=np.float32)
         table_values[rows[keep]] = standardise(values[keep])
         present = np.zeros(n, dtype=bool)
@@ -110,4 +203,19 @@ def read_raw(
 
     if not catalog.modalities:
         raise CmarError("give at least one of --plays, --tags, --audio")
-    return catalog
+    changes = {reason: count for reason, count in reader.changes.items() if count}
+    return RawCatalog(catalog, changes)
+
+
+def _tag(path: Path, row: int, name: str | None) -> str:
+    try:
+        return normalize_tag(name or "")
+    except ValueError as exc:
+        raise CmarError(f"{path}: row {row + 2}: {exc}") from None
+
+
+def _count_repeats(reader: _Reader, kind: str, keys: np.ndarray) -> None:
+    """Count the rows whose key repeats an earlier row's (their counts are summed into one)."""
+    repeats = int(keys.size - np.unique(keys).size)
+    if repeats:
+        reader.changes[f"{kind} rows repeating an earlier pair (counts summed)"] += repeats

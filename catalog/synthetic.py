@@ -146,10 +146,10 @@ def _tags(
     )
 
 
-def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec()) -> SyntheticCatalog:
-    """Generate a catalogue and write it, with each artist's style as ground truth, to `folder`."""
+def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec(), overwrite: bool = False) -> SyntheticCatalog:
+    """Generate a catalogue and write it to `folder`, with each artist's style as ground truth (see `write_catalog`)."""
     synthetic = generate(spec)
-    write_catalog(folder, synthetic.catalog, extra_artist_columns={STYLE_COLUMN: synthetic.styles})
+    write_catalog(folder, synthetic.catalog, extra_artist_columns={STYLE_COLUMN: synthetic.styles}, overwrite=overwrite)
     return synthetic
 
 

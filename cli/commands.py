@@ -42,6 +42,18 @@ def parse_weights(option: str, spec: str, example: str) -> dict[str, float]:
     return weights
 
 
+def report_folder(args: argparse.Namespace) -> None:
+    """Claim `args.out` for a report (`core.outputs`) and mark it as one, before the work starts."""
+    from core.outputs import claim_output, mark_folder
+
+    claim_output(args.out, "report", args.overwrite)
+    mark_folder(args.out, "report", command=" ".join(["cmar", args.command, *_subcommand(args)]))
+
+
+def _subcommand(args: argparse.Namespace) -> list[str]:
+    return [v for k in ("evaluate_command", "check_command") if (v := getattr(args, k, None))]
+
+
 def _progress() -> bool:
     return logging.getLogger().level <= logging.INFO
 
@@ -53,22 +65,26 @@ def cmd_catalog_synthetic(args: argparse.Namespace) -> None:
     spec = SyntheticSpec(n_artists=args.n_artists, n_styles=args.n_styles, seed=args.seed)
     if spec.n_artists < 2 or spec.n_styles < 1:
         raise CmarError("--n-artists must be >= 2 and --n-styles >= 1")
-    write_synthetic(args.out, spec)
+    write_synthetic(args.out, spec, overwrite=args.overwrite)
     log.info("synthetic catalogue of %d artists written to %s", spec.n_artists, args.out)
 
 
 def cmd_catalog_from_raw(args: argparse.Namespace) -> None:
     """Featurize raw CSV files into a catalogue."""
     from catalog.io import write_catalog
-    from catalog.raw import read_raw
+    from catalog.raw import CsvFormat, read_raw
+    from core.outputs import claim_output
 
-    catalog = read_raw(args.artists, args.plays, args.tags, args.audio)
-    write_catalog(args.out, catalog)
+    claim_output(args.out, "catalog", args.overwrite)  # before any featurizing
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
+    raw = read_raw(args.artists, args.plays, args.tags, args.audio, fmt=CsvFormat(args.encoding, delimiter))
+    log.info("from-raw: %s", raw.summary())
+    write_catalog(args.out, raw.catalog, overwrite=args.overwrite, changes=raw.changes)
     log.info(
         "catalogue of %d artists written to %s (%s)",
-        catalog.n_artists,
+        raw.catalog.n_artists,
         args.out,
-        ", ".join(f"{n}: {int(t.present.sum())}" for n, t in catalog.modalities.items()),
+        ", ".join(f"{n}: {int(t.present.sum())}" for n, t in raw.catalog.modalities.items()),
     )
 
 
@@ -78,7 +94,7 @@ def cmd_catalog_olga(args: argparse.Namespace) -> None:
 
     if not args.data_dir.is_dir():
         raise CmarError(f"{args.data_dir}: no such folder")
-    data = write_olga_catalog(args.data_dir, args.out)
+    data = write_olga_catalog(args.data_dir, args.out, overwrite=args.overwrite)
     log.info("catalogue of %d artists written to %s", data.catalog.n_artists, args.out)
 
 
@@ -86,9 +102,11 @@ def cmd_catalog_add_writes(args: argparse.Namespace) -> None:
     """Merge the service's writes into a catalogue."""
     from catalog.io import read_catalog, write_catalog
     from catalog.writes import merge_writes, read_writes
+    from core.outputs import claim_output
 
+    claim_output(args.out, "catalog", args.overwrite)
     merged = merge_writes(read_catalog(args.catalog), read_writes(args.db))
-    write_catalog(args.out, merged.catalog)
+    write_catalog(args.out, merged.catalog, overwrite=args.overwrite)
     log.info(
         "catalogue of %d artists written to %s (%d added, %d replaced, %d removed)",
         merged.catalog.n_artists,
@@ -118,14 +136,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train and write a checkpoint."""
     from model_export.train import train
 
-    train(args.catalog, args.out, _train_config(args), progress=_progress())
+    train(args.catalog, args.out, _train_config(args), progress=_progress(), overwrite=args.overwrite)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a checkpoint to ONNX."""
+    from core.outputs import claim_output
     from model_export.export import export
 
-    export(args.checkpoint, args.out)
+    claim_output(args.out, "model", args.overwrite)
+    export(args.checkpoint, args.out, overwrite=args.overwrite)
 
 
 def cmd_build_index(args: argparse.Namespace) -> None:
@@ -144,6 +164,7 @@ def cmd_build_index(args: argparse.Namespace) -> None:
         progress=_progress(),
         neighbours_k=args.neighbours,
         exact_limit=args.exact_limit,
+        overwrite=args.overwrite,
     )
 
 
@@ -195,6 +216,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from cli.pipeline import Workdir, artifacts_ready, build_artifacts
 
     work = Workdir(args.workdir)
+    work.claim(args.overwrite)
     catalog = args.catalog
     if catalog is not None and not catalog.is_dir():
         raise CmarError(f"{catalog}: no such catalogue folder")
@@ -203,13 +225,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     if catalog is None:
         from catalog.synthetic import SyntheticSpec, write_synthetic
 
-        write_synthetic(work.catalog, SyntheticSpec())
+        write_synthetic(work.catalog, SyntheticSpec(), overwrite=args.overwrite)
         catalog = work.catalog
         log.info("demo catalogue generated in %s", catalog)
     if args.skip_existing and artifacts_ready(work, catalog):
         log.info("artifacts in %s verify and match the catalogue; skipping the build", work.root)
     else:
-        build_artifacts(catalog, work, _train_config(args), progress=_progress())
+        build_artifacts(catalog, work, _train_config(args), progress=_progress(), overwrite=args.overwrite)
     if not args.no_serve:
         serve(work.model, work.index, args.host, args.port)
 
@@ -219,6 +241,7 @@ def cmd_evaluate_synthetic(args: argparse.Namespace) -> None:
     from catalog.synthetic import SyntheticSpec
     from evaluation.synthetic import run
 
+    report_folder(args)
     run(
         args.out,
         SyntheticSpec(n_artists=args.n_artists, n_styles=args.n_styles, seed=args.data_seed),
@@ -234,6 +257,7 @@ def cmd_evaluate_olga(args: argparse.Namespace) -> None:
 
     if not args.data_dir.is_dir():
         raise CmarError(f"{args.data_dir}: no such folder")
+    report_folder(args)
     run(
         args.data_dir,
         args.out,
@@ -251,6 +275,7 @@ def cmd_evaluate_olga_search(args: argparse.Namespace) -> None:
 
     if not args.data_dir.is_dir():
         raise CmarError(f"{args.data_dir}: no such folder")
+    report_folder(args)
     candidates = {} if args.skip_training else training_candidates()
     run(args.data_dir, args.out, candidates, featurizers=not args.skip_featurizers)
     log.info("summary:\n%s", (args.out / "summary.md").read_text())
@@ -271,6 +296,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise CmarError(f"{args.olga}: no such folder")
     if args.scale and args.scale < 2:
         raise CmarError("--scale must be 0 or at least 2")
+    report_folder(args)
     config = BenchConfig(
         out=args.out,
         duration_s=args.duration,
@@ -293,6 +319,7 @@ def cmd_check_schema(args: argparse.Namespace) -> None:
 
     if args.examples < 1:
         raise CmarError("--examples must be >= 1")
+    report_folder(args)
     result = check_schema(args.out, args.examples, args.epochs)
     log.info("schemathesis: %d generated requests, no failure (%s)", result["generated"], args.out / "schema.json")
 
@@ -303,6 +330,7 @@ def cmd_check_load(args: argparse.Namespace) -> None:
 
     if args.duration <= 0 or args.concurrency < 1:
         raise CmarError("--duration must be > 0 and --concurrency >= 1")
+    report_folder(args)
     result = check_load(args.out, args.duration, args.concurrency, args.epochs)
     load = result["load"]
     log.info(

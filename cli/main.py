@@ -57,6 +57,11 @@ EXTRAS = {  # module -> the extra that installs it
 }
 
 
+OVERWRITE_HELP = (
+    "replace the output path even if it is not an earlier cmar folder of the same kind (by default refused)"
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error."""
 
@@ -116,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     _train_options(p)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_run)
 
     cat = sub.add_parser("catalog", help="make or check a catalogue")
@@ -125,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-artists", type=int, default=4000)
     p.add_argument("--n-styles", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_catalog_synthetic)
     p = cat_sub.add_parser(
         "from-raw", help="featurize your raw files (CSV): ALS of listening counts, PPMI + SVD of tags, audio"
@@ -134,15 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plays", type=Path, help="CSV: user_id, artist_id, count (listening counts)")
     p.add_argument("--tags", type=Path, help="CSV: artist_id, tag, count (how often the tag was applied)")
     p.add_argument("--audio", type=Path, help="CSV: artist_id and numeric feature columns")
+    p.add_argument(
+        "--encoding", default="utf-8", help="text encoding of the CSV files (default utf-8; HetRec: latin-1)"
+    )
+    p.add_argument(
+        "--delimiter", default=",", help="field delimiter of the CSV files (default ','; '\\t' for tab-separated)"
+    )
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_catalog_from_raw)
     p = cat_sub.add_parser("olga", help="featurize a folder in the format of shared/data/olga into a catalogue")
     p.add_argument("data_dir", type=Path, help="folder with artists.csv, lastfm_*.csv, ...")
     p.add_argument("out", type=Path, help="catalogue folder to write")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_catalog_olga)
     p = cat_sub.add_parser("add-writes", help="take the artists written through the API into a catalogue")
     p.add_argument("catalog", type=Path, help="the catalogue the index was built from")
     p.add_argument("--db", type=Path, required=True, help="the service's write database (CMAR_WRITES_DB)")
     p.add_argument("--out", type=Path, required=True, help="catalogue folder to write")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_catalog_add_writes)
     p = cat_sub.add_parser("validate", help="check a catalogue folder and print what it holds")
     p.add_argument("folder", type=Path)
@@ -152,11 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("catalog", type=Path, help="catalogue folder")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     _train_options(p)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX with a manifest")
     p.add_argument("checkpoint", type=Path, help="checkpoint folder (cmar train)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build-index", help="encode and fuse every artist into a FAISS index")
@@ -177,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"similar artists precomputed per artist (up to {PRECOMPUTE_LIMIT} artists; 0 = none; "
         f"default {DEFAULT_NEIGHBOURS_K})",
     )
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("serve", help="start the HTTP API (settings also from CMAR_* variables)")
@@ -194,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-styles", type=int, default=40)
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated catalogue")
     _train_options(p)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_synthetic)
     p = ev_sub.add_parser("olga", help="the paper's experiments on an OLGA folder (format of shared/data/olga)")
     p.add_argument("data_dir", type=Path, help="folder with artists.csv, similar.csv, lastfm_*.csv, ...")
@@ -205,12 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the second training on full-coverage artists (claim d)",
     )
     _train_options(p)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga)
     p = ev_sub.add_parser("olga-search", help="the searches behind the OLGA defaults (featurizers, training)")
     p.add_argument("data_dir", type=Path, help="an OLGA folder")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--skip-featurizers", action="store_true", help="only the training search")
     p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga_search)
     p = sub.add_parser("bench", help="speed and scale: the API under load, the build, training, 1M artists, a peer")
     p.add_argument("--out", type=Path, required=True, help="report folder (bench.json, bench.md)")
@@ -222,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs (default: the training default)")
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_bench)
 
     chk = sub.add_parser("check", help="production evidence against a live server: schema fuzzing, load with writes")
@@ -230,12 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="report folder (schema.json, schemathesis.txt)")
     p.add_argument("--examples", type=int, default=150, help="examples per operation and phase (default 150)")
     p.add_argument("--epochs", type=int, help="training epochs of the demo model")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_schema)
     p = chk_sub.add_parser("load", help="GET load at concurrency 64 while artists are written and the model swapped")
     p.add_argument("--out", type=Path, required=True, help="report folder (load.json)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     p.add_argument("--concurrency", type=int, default=64, help="connections (default 64)")
     p.add_argument("--epochs", type=int, help="training epochs of the two demo models")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_load)
     return parser
 
@@ -261,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             func(args)
     except CmarError as exc:
         sys.stderr.write(f"cmar: error: {exc}\n")
+        return 1
+    except OSError as exc:  # a file or folder the user named cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"cmar: error: {where}{exc.strerror or exc}\n")
         return 1
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get((exc.name or "").split(".")[0])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_manifest
+from core.outputs import claim_output, folder_kind, mark_folder
 
 if TYPE_CHECKING:
     from model_export.config import TrainConfig
@@ -42,6 +43,12 @@ class Workdir:
         """The index."""
         return self.root / "index"
 
+    def claim(self, overwrite: bool = False) -> None:
+        """Make `root` a workdir: new, empty or an earlier workdir (`core.outputs`); CmarError otherwise."""
+        claim_output(self.root, "workdir", overwrite)
+        if folder_kind(self.root) != "workdir":
+            mark_folder(self.root, "workdir")
+
 
 def artifacts_ready(work: Workdir, catalog_dir: Path) -> bool:
     """True if the model and index folders exist, verify, belong together and come from this catalogue."""
@@ -62,13 +69,16 @@ def artifacts_ready(work: Workdir, catalog_dir: Path) -> bool:
     return True
 
 
-def build_artifacts(catalog_dir: Path, work: Workdir, config: TrainConfig, progress: bool = True) -> IndexManifest:
-    """Train on a catalogue, export the model and build its index under `work`."""
+def build_artifacts(
+    catalog_dir: Path, work: Workdir, config: TrainConfig, progress: bool = True, overwrite: bool = False
+) -> IndexManifest:
+    """Train on a catalogue, export the model and build its index under `work` (see `Workdir.claim`)."""
     # Imported here: torch is needed only by the stages that train.
     from index_build.build import build_index
     from model_export.export import export
     from model_export.train import train
 
-    train(catalog_dir, work.checkpoint, config, progress=progress)
-    export(work.checkpoint, work.model)
-    return build_index(catalog_dir, work.model, work.index, progress=progress)
+    work.claim(overwrite)
+    train(catalog_dir, work.checkpoint, config, progress=progress, overwrite=overwrite)
+    export(work.checkpoint, work.model, overwrite=overwrite)
+    return build_index(catalog_dir, work.model, work.index, progress=progress, overwrite=overwrite)

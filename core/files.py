@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.errors import CmarError
+from core.outputs import claim_output
+
 _CHUNK = 1 << 20
 
 
@@ -22,25 +25,34 @@ def sha256_file(path: Path) -> str:
 
 
 @contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
+def atomic_folder(target: Path, kind: str, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder of `target`; rename it into place if the block succeeds.
 
     Readers never see a half-written folder: either the old one or the complete new one.
-    On failure the temporary folder is removed and `target` is left untouched.
+    On failure the temporary folder is removed and `target` is left untouched. `target` may
+    only replace an earlier cmar folder of the same `kind` (`core.outputs.claim_output`),
+    checked before the block runs and again before the rename; CmarError otherwise.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    claim_output(target, kind, overwrite)
+    try:
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as exc:
+        raise CmarError(f"{target}: cannot create a folder beside it ({exc.strerror or exc})") from None
     try:
         yield tmp
+        claim_output(target, kind, overwrite)  # the path may have changed while the block ran
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if target.exists():
+    if target.exists() or target.is_symlink():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         target.rename(old)
     tmp.rename(target)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()

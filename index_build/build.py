@@ -21,6 +21,7 @@ from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
 from core.manifest import IndexManifest, write_manifest
+from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 from core.vectors import FloatArray, as_candidates, as_queries
 from index_build import structure
@@ -214,8 +215,12 @@ def build_index(
     hub_beta: float = DEFAULT_HUB_BETA,
     neighbours_k: int = DEFAULT_NEIGHBOURS_K,
     exact_limit: int = EXACT_LIMIT,
+    overwrite: bool = False,
 ) -> IndexManifest:
     """Build the index folder for a catalogue with a model folder; return its manifest.
+
+    `out_dir` may replace only an earlier index folder unless `overwrite` (`core.outputs`);
+    that is checked before any work.
 
     With `hub_beta` > 0 the index ranks by cos(q, c) - penalty(c), penalty(c) = beta/2 times c's
     mean cosine to its `hub_k` nearest artists: each stored vector is [v, -penalty] and queries
@@ -223,6 +228,7 @@ def build_index(
     IVF above (see `index_build.structure`); up to `PRECOMPUTE_LIMIT` artists each artist's
     `neighbours_k` most similar others are stored as well (0 = none).
     """
+    claim_output(out_dir, "index", overwrite)
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
     model = OnnxModel(model_dir)
@@ -249,7 +255,7 @@ def build_index(
     index_s = time.perf_counter() - t0
     penalty, check = built.penalty, built.self_check
 
-    with atomic_folder(Path(out_dir)) as tmp:
+    with atomic_folder(Path(out_dir), "index", overwrite) as tmp:
         faiss.write_index(built.index, str(tmp / INDEX_FILE))
         if built.neighbours is not None and built.neighbour_scores is not None:
             np.save(tmp / NEIGHBOURS_FILE, built.neighbours)

@@ -96,13 +96,18 @@ def parity_check(encoder: Encoder, kind: ModalityKind, path: Path, max_tags: int
     return worst
 
 
-def export_model(model: CrossModalModel, info: dict[str, Any], checkpoint_dir: Path, out_dir: Path) -> ModelManifest:
-    """Write one ONNX file per encoder, the set vocabularies and the manifest into `out_dir`."""
+def export_model(
+    model: CrossModalModel, info: dict[str, Any], checkpoint_dir: Path, out_dir: Path, overwrite: bool = False
+) -> ModelManifest:
+    """Write one ONNX file per encoder, the set vocabularies and the manifest into `out_dir`.
+
+    `out_dir` may replace only an earlier model folder unless `overwrite` (`core.outputs`).
+    """
     config = info["config"]
     max_tags = int(config["max_tags"])
     entries: dict[str, ModalityEntry] = {}
     parity: dict[str, float] = {}
-    with atomic_folder(Path(out_dir)) as tmp:
+    with atomic_folder(Path(out_dir), "model", overwrite) as tmp:
         for name, encoder in model.items():
             kind = get_modality(name).kind
             path = tmp / onnx_file(name)
@@ -154,7 +159,7 @@ def export_model(model: CrossModalModel, info: dict[str, Any], checkpoint_dir: P
     return manifest
 
 
-def export(checkpoint_dir: Path, out_dir: Path) -> ModelManifest:
-    """Load a checkpoint folder and export it."""
+def export(checkpoint_dir: Path, out_dir: Path, overwrite: bool = False) -> ModelManifest:
+    """Load a checkpoint folder and export it (see `export_model`)."""
     model, info = load_checkpoint(checkpoint_dir)
-    return export_model(model, info, checkpoint_dir, out_dir)
+    return export_model(model, info, checkpoint_dir, out_dir, overwrite)

@@ -20,6 +20,7 @@ from core.artifacts import CHECKPOINT_FILE, TRAIN_FILE, vocab_names_file, vocab_
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import Fusion
+from core.outputs import claim_output, mark_folder
 from core.vectors import fuse, l2_normalize
 from model_export.config import TrainConfig
 from model_export.encoders import CrossModalModel
@@ -206,9 +207,13 @@ def validate(model: CrossModalModel, inputs: ModalityInputs, rows: np.ndarray, c
     return out
 
 
-def save_checkpoint(folder: Path, result: TrainResult, catalog: Catalog) -> None:
-    """Write the weights, the config and input dimensions, the history and the set vocabularies."""
-    with atomic_folder(Path(folder)) as tmp:
+def save_checkpoint(folder: Path, result: TrainResult, catalog: Catalog, overwrite: bool = False) -> None:
+    """Write the weights, the config and input dimensions, the history and the set vocabularies.
+
+    `folder` may replace only an earlier checkpoint folder unless `overwrite` (`core.outputs`).
+    """
+    with atomic_folder(Path(folder), "checkpoint", overwrite) as tmp:
+        mark_folder(tmp, "checkpoint")
         torch.save(result.model.state_dict(), tmp / CHECKPOINT_FILE)
         info = {
             "config": result.config.to_dict(),
@@ -244,10 +249,13 @@ def load_checkpoint(folder: Path) -> tuple[CrossModalModel, dict[str, Any]]:
     return model, info
 
 
-def train(catalog_dir: Path, out_dir: Path, config: TrainConfig, progress: bool = True) -> TrainResult:
-    """Read a catalogue, train, and write the checkpoint folder."""
+def train(
+    catalog_dir: Path, out_dir: Path, config: TrainConfig, progress: bool = True, overwrite: bool = False
+) -> TrainResult:
+    """Read a catalogue, train, and write the checkpoint folder (refused before training if `out_dir` is taken)."""
+    claim_output(out_dir, "checkpoint", overwrite)
     catalog = read_catalog(catalog_dir)
     result = train_model(catalog, config, progress=progress)
-    save_checkpoint(out_dir, result, catalog)
+    save_checkpoint(out_dir, result, catalog, overwrite)
     log.info("checkpoint written to %s", out_dir)
     return result

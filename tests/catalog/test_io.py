@@ -128,7 +128,7 @@ def test_not_parquet_and_no_modality(folder: Path) -> None:
 
 def test_tag_weight_must_be_positive(folder: Path) -> None:
     _write(folder / "tag.parquet", {"artist_id": ["a"], "tag": ["rock"], "weight": [0.0]})
-    with pytest.raises(CmarError, match=r"tag\.parquet: weight must be > 0; row 0 \(a, 'rock'\) has 0"):
+    with pytest.raises(CmarError, match=r"tag\.parquet: row 0 \(a, 'rock'\): a tag weight must be >= 1e-06"):
         read_catalog(folder)
 
 

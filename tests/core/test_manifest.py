@@ -70,9 +70,10 @@ def test_wrong_kind_and_missing_manifest_are_refused(tmp_path: Path) -> None:
 
 def test_atomic_folder_keeps_the_old_folder_when_the_write_fails(tmp_path: Path) -> None:
     target = tmp_path / "out"
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, "report") as tmp:
+        (tmp / "manifest.json").write_text('{"kind": "report"}')
         (tmp / "a.txt").write_text("first")
-    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_folder(target, "report") as tmp:
         (tmp / "a.txt").write_text("second")
         raise RuntimeError("boom")
     assert (target / "a.txt").read_text() == "first"

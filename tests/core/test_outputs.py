@@ -1,0 +1,77 @@
+"""Output paths: cmar replaces only folders it made, of the same kind (issue 10, kind 1)."""
+
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from core.errors import CmarError
+from core.files import atomic_folder
+from core.outputs import claim_output, folder_kind, mark_folder
+
+
+def test_a_users_file_or_folder_is_refused_and_kept(tmp_path: Path) -> None:
+    users_csv = tmp_path / "artists.csv"
+    users_csv.write_text("artist_id,name\n")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    for path in (users_csv, notes):
+        with pytest.raises(CmarError, match="refusing to replace it"):
+            claim_output(path, "catalog")
+        with pytest.raises(CmarError, match="refusing to replace it"), atomic_folder(path, "catalog") as tmp:
+            mark_folder(tmp, "catalog")
+    assert users_csv.read_text() == "artist_id,name\n" and (notes / "notes.txt").read_text() == "mine"
+
+
+def test_same_kind_empty_and_new_paths_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    claim_output(tmp_path / "empty", "model")
+    claim_output(tmp_path / "new" / "deeper", "model")
+    for _ in range(2):  # the second write replaces the first: same kind
+        with atomic_folder(tmp_path / "cat", "catalog") as tmp:
+            mark_folder(tmp, "catalog")
+    assert folder_kind(tmp_path / "cat") == "catalog"
+    with pytest.raises(CmarError, match="is a cmar catalog folder; refusing"):
+        claim_output(tmp_path / "cat", "index")
+
+
+def test_overwrite_replaces_anything(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("x")
+    with atomic_folder(target, "catalog", overwrite=True) as tmp:
+        mark_folder(tmp, "catalog")
+    assert folder_kind(target) == "catalog"
+
+
+def test_an_uncreatable_parent_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CmarError, match="cannot create its parent folder"):
+        claim_output(tmp_path / "file" / "sub" / "out", "catalog")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["catalog", "synthetic", "{out}", "--n-artists", "20", "--n-styles", "2"],
+        ["train", "{catalog}", "--out", "{out}", "--epochs", "1"],
+        ["export", "{catalog}", "--out", "{out}"],
+        ["build-index", "{catalog}", "--model", "{catalog}", "--out", "{out}"],
+        ["catalog", "from-raw", "{out}", "--artists", "{catalog}/artists.parquet", "--tags", "x.csv"],
+        ["run", "--workdir", "{out}", "--no-serve"],
+        ["evaluate", "synthetic", "--out", "{out}", "--epochs", "1"],
+    ],
+)
+def test_every_command_refuses_a_users_folder(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    catalog = tmp_path / "cat"
+    assert main(["-q", "catalog", "synthetic", str(catalog), "--n-artists", "20", "--n-styles", "2"]) == 0
+    capsys.readouterr()
+    assert main(["-q", *(a.format(out=out, catalog=catalog) for a in argv)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing to replace it" in err, err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
