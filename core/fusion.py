@@ -15,6 +15,7 @@ weight completion[subset] * weights[m].
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,12 @@ def ridge(x: FloatArray, y: FloatArray, alpha: float = RIDGE_ALPHA) -> tuple[Flo
     return w.astype(np.float32), (y_mean - x_mean @ w).astype(np.float32)
 
 
-def _read_maps(path: Path, subsets: set[str], dim: int) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
-    """The maps of the given subsets in a completion file, shapes checked (ValueError otherwise)."""
+def _read_maps(
+    source: Path | io.BytesIO, subsets: set[str], dim: int
+) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
+    """The maps of the given subsets in a completion file (a path or its bytes), shapes checked (ValueError otherwise)."""
     maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
-    with open(path, "rb") as handle:  # ours to close, also when numpy refuses the content
+    with source if isinstance(source, io.BytesIO) else open(source, "rb") as handle:  # ours to close
         data = np.load(handle, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("not an .npz archive")
@@ -199,20 +202,27 @@ class Fusion:
 
     @classmethod
     def load(
-        cls, folder: Path, weights: dict[str, float], completion: dict[str, float], dim: int, require: bool = True
+        cls,
+        folder: Path,
+        weights: dict[str, float],
+        completion: dict[str, float],
+        dim: int,
+        require: bool = True,
+        data: bytes | None = None,
     ) -> Fusion:
         """The fusion of a model or checkpoint folder: the given weights and the maps of its completed subsets.
 
         With `require` (a model folder, whose manifest lists only subsets that have maps), a
         completed subset without a map is an error; a checkpoint may lack maps its config asked
-        for (too few artists to fit them).
+        for (too few artists to fit them). `data`: the completion file's bytes, already read and
+        verified (the model loader's); otherwise it is read from `folder`.
         """
         wanted = {k for k, v in completion.items() if v > 0}
         path = Path(folder) / COMPLETION_FILE
         maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
-        if wanted and path.is_file():
+        if wanted and (data is not None or path.is_file()):
             try:
-                maps = _read_maps(path, wanted, dim)
+                maps = _read_maps(io.BytesIO(data) if data is not None else path, wanted, dim)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 raise CmarError(f"{path}: not a completion file ({exc})") from None
         missing = sorted(wanted - {subset for subset, _ in maps})

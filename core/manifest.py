@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -138,17 +140,63 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CmarError(f"{path}: invalid manifest at {where}: {first['msg']}") from None
+    for name in manifest.files:
+        if not _plain_name(name):
+            raise CmarError(f"{path}: lists {name!r}, which is not a file name inside the folder; refused")
     if verify:
         verify_files(folder, manifest)
     return manifest
+
+
+def _plain_name(name: str) -> bool:
+    """A file name with no folder part: not absolute, no '/' or '\\', not '.' or '..', no NUL."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and name == name.strip()
+
+
+def read_file(folder: Path, name: str) -> bytes:
+    """The bytes of a regular file directly inside `folder` (never through a symbolic link)."""
+    path = Path(folder) / name
+    if not _plain_name(name):
+        raise CmarError(f"{folder}: {name!r} is not a file name inside the folder")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise CmarError(f"{path}: missing; the manifest lists it") from None
+    except OSError as exc:
+        hint = "a symbolic link; artifact files must be regular files" if path.is_symlink() else exc.strerror
+        raise CmarError(f"{path}: cannot read ({hint})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise CmarError(f"{path}: not a regular file")
+        return handle.read()
+
+
+def read_files(folder: Path, manifest: _Manifest, verify: bool = True) -> dict[str, bytes]:
+    """Every file the manifest lists, read once and checked (size, and sha256 if `verify`) on those bytes.
+
+    Loaders build from these bytes, never from the files again, so what was verified is
+    exactly what is loaded even if a file is replaced meanwhile. Raises CmarError naming the file.
+    """
+    out: dict[str, bytes] = {}
+    for name, entry in manifest.files.items():
+        data = read_file(folder, name)
+        path = Path(folder) / name
+        if len(data) != entry.bytes:
+            raise CmarError(f"{path}: expected {entry.bytes} bytes, found {len(data)} (truncated or replaced?)")
+        if verify:
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != entry.sha256:
+                raise CmarError(f"{path}: expected sha256 {entry.sha256[:16]}…, found {digest[:16]}…")
+        out[name] = data
+    return out
 
 
 def verify_files(folder: Path, manifest: _Manifest) -> None:
     """Check that every file the manifest lists is there with the recorded size and sha256."""
     for name, entry in manifest.files.items():
         path = Path(folder) / name
-        if not path.is_file():
-            raise CmarError(f"{path}: missing; the manifest lists it")
+        if path.is_symlink() or not path.is_file():
+            raise CmarError(f"{path}: missing or not a regular file; the manifest lists it")
         size = path.stat().st_size
         if size != entry.bytes:
             raise CmarError(f"{path}: expected {entry.bytes} bytes, found {size} (truncated or replaced?)")

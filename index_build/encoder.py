@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -9,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from core.artifacts import ENCODER_OUTPUT, vocab_names_file, vocab_vectors_file
+from core.artifacts import COMPLETION_FILE, ENCODER_OUTPUT, vocab_names_file, vocab_vectors_file
 from core.errors import CmarError
 from core.fusion import Fusion
-from core.manifest import ModelManifest, read_manifest
+from core.manifest import ModelManifest, read_files, read_manifest
 from core.modalities import ModalityKind
 from core.vectors import FloatArray
 
@@ -40,7 +41,14 @@ class OnnxModel:
 
     def __init__(self, folder: Path, verify: bool = True, threads: int = 0) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder, ModelManifest, verify=verify)
+        self.manifest = read_manifest(self.folder, ModelManifest, verify=False)
+        files = read_files(self.folder, self.manifest, verify)  # loaded from these verified bytes only
+
+        def file(name: str) -> bytes:
+            if name not in files:
+                raise CmarError(f"{self.folder}: the manifest does not list {name}")
+            return files[name]
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0 = ONNX Runtime's default (all cores)
         self.sessions: dict[str, ort.InferenceSession] = {}
@@ -48,13 +56,19 @@ class OnnxModel:
         for name, entry in self.manifest.modalities.items():
             try:
                 self.sessions[name] = ort.InferenceSession(
-                    str(self.folder / entry.file), options, providers=["CPUExecutionProvider"]
+                    file(entry.file), options, providers=["CPUExecutionProvider"]
                 )
+            except CmarError:
+                raise
             except Exception as exc:  # ONNX Runtime raises its own, unexported exception types
                 raise CmarError(f"{self.folder / entry.file}: ONNX Runtime cannot load it ({exc})") from None
             if entry.kind is ModalityKind.SET:
-                names = json.loads((self.folder / vocab_names_file(name)).read_text())
-                vectors = np.load(self.folder / vocab_vectors_file(name), allow_pickle=False).astype(np.float32)
+                try:
+                    names = json.loads(file(vocab_names_file(name)))
+                    vectors = np.load(io.BytesIO(file(vocab_vectors_file(name))), allow_pickle=False)
+                except ValueError as exc:
+                    raise CmarError(f"{self.folder}: the {name} vocabulary does not load ({exc})") from None
+                vectors = vectors.astype(np.float32)
                 self.vocabularies[name] = Vocabulary(names, vectors)
                 if self.vocabularies[name].dim != entry.input_dim:
                     raise CmarError(
@@ -63,7 +77,13 @@ class OnnxModel:
                     )
 
         manifest = self.manifest
-        self.fusion = Fusion.load(self.folder, manifest.modality_weights, manifest.completion, manifest.embedding_dim)
+        self.fusion = Fusion.load(
+            self.folder,
+            manifest.modality_weights,
+            manifest.completion,
+            manifest.embedding_dim,
+            data=files.get(COMPLETION_FILE),
+        )
 
     def fuse(self, vectors: FloatArray, present: np.ndarray, names: list[str]) -> FloatArray:
         """Fuse this model's embeddings (M, N, D) of the modalities `names` into unit vectors (N, D).

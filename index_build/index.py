@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE
 from core.errors import CmarError
-from core.manifest import IndexManifest, ModelManifest, read_manifest
+from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
 from core.vectors import as_queries
 
 
@@ -75,17 +77,28 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(values, order, axis=1), np.take_along_axis(top, order, axis=1).astype(np.int64)
 
 
+def _file(files: dict[str, bytes], folder: Path, name: str) -> bytes:
+    if name not in files:
+        raise CmarError(f"{folder}: the manifest does not list {name}")
+    return files[name]
+
+
 def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = True) -> LoadedIndex:
-    """Read an index folder; if `model` is given, refuse an index built with another model version."""
+    """Read an index folder; if `model` is given, refuse an index built with another model version.
+
+    Every file is read once, checked against the manifest (sha256 if `verify`) and loaded from
+    those bytes (`core.manifest.read_files`). Raises CmarError naming the file.
+    """
     folder = Path(folder)
-    manifest = read_manifest(folder, IndexManifest, verify=verify)
+    manifest = read_manifest(folder, IndexManifest, verify=False)
     if model is not None and manifest.model.model_version != model.model_version:
         raise CmarError(
             f"{folder}: index was built with model {manifest.model.model_version}, "
             f"but the model folder holds {model.model_version}; rebuild the index (cmar build-index)"
         )
+    files = read_files(folder, manifest, verify)
     try:
-        index = faiss.read_index(str(folder / INDEX_FILE))
+        index = faiss.deserialize_index(np.frombuffer(_file(files, folder, INDEX_FILE), dtype=np.uint8))
     except RuntimeError as exc:
         raise CmarError(f"{folder / INDEX_FILE}: FAISS cannot read it ({str(exc).splitlines()[0]})") from None
     if index.d != manifest.stored_dim or index.ntotal != manifest.n_artists:
@@ -95,8 +108,11 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         )
     if isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = int(manifest.search.get("ef_search", 0)) or index.hnsw.efSearch
-    neighbours, neighbour_scores = _neighbour_lists(folder, manifest)
-    table = pq.read_table(folder / INDEX_ARTISTS_FILE)
+    neighbours, neighbour_scores = _neighbour_lists(folder, manifest, files)
+    try:
+        table = pq.read_table(pa.BufferReader(_file(files, folder, INDEX_ARTISTS_FILE)))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CmarError(f"{folder / INDEX_ARTISTS_FILE}: not a readable Parquet file ({exc})") from None
     ids = table.column("artist_id").to_pylist()
     if len(ids) != index.ntotal:
         raise CmarError(f"{folder / INDEX_ARTISTS_FILE}: {len(ids)} artists for {index.ntotal} index vectors")
@@ -118,13 +134,18 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
     )
 
 
-def _neighbour_lists(folder: Path, manifest: IndexManifest) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _neighbour_lists(
+    folder: Path, manifest: IndexManifest, files: dict[str, bytes]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The precomputed similar lists, checked against the manifest (None, None when there are none)."""
     if manifest.neighbours_k == 0:
         return None, None
     expected = (manifest.n_artists, manifest.neighbours_k)
-    lists = np.load(folder / NEIGHBOURS_FILE, allow_pickle=False)
-    scores = np.load(folder / NEIGHBOUR_SCORES_FILE, allow_pickle=False)
+    try:
+        lists = np.load(io.BytesIO(_file(files, folder, NEIGHBOURS_FILE)), allow_pickle=False)
+        scores = np.load(io.BytesIO(_file(files, folder, NEIGHBOUR_SCORES_FILE)), allow_pickle=False)
+    except ValueError as exc:
+        raise CmarError(f"{folder}: the precomputed lists do not load ({exc})") from None
     for name, array in ((NEIGHBOURS_FILE, lists), (NEIGHBOUR_SCORES_FILE, scores)):
         if array.shape != expected:
             raise CmarError(f"{folder / name}: expected shape {expected}, found {array.shape}")

@@ -1,5 +1,6 @@
 """The index job: fused vectors, FAISS against brute force, self-check, refusals."""
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -117,6 +118,9 @@ def test_truncated_index_file_is_refused(built: Built, tmp_path: Path) -> None:
     (copy / "index.faiss").write_bytes(data[: len(data) // 2])
     with pytest.raises(CmarError, match=r"index.faiss: expected \d+ bytes, found \d+"):
         load_index(copy)
+    with pytest.raises(CmarError, match=r"index.faiss: expected \d+ bytes, found \d+"):
+        load_index(copy, verify=False)  # sizes are checked even without hashes
+    (copy / "index.faiss").write_bytes(b"\0" * len(data))
     with pytest.raises(CmarError, match="FAISS cannot read it"):
         load_index(copy, verify=False)
 
@@ -173,5 +177,9 @@ def test_precomputed_lists_of_the_wrong_shape_are_refused(built: Built, tmp_path
     shutil.copytree(built.index, copy)
     lists = np.load(copy / "neighbours.npy")
     np.save(copy / "neighbours.npy", lists[:, :5])
+    manifest = json.loads((copy / "manifest.json").read_text())  # a manifest that agrees with the bad file
+    data = (copy / "neighbours.npy").read_bytes()
+    manifest["files"]["neighbours.npy"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CmarError, match="expected shape"):
         load_index(copy, verify=False)
