@@ -171,6 +171,9 @@ def cmd_build_index(args: argparse.Namespace) -> None:
 def _free_port(host: str, port: int) -> int:
     """`port` if it can be bound on `host` (any free port for 0); a CmarError if it is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server binds: SO_REUSEADDR, so that connections of a stopped server in
+        # TIME_WAIT do not make a free port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -182,25 +185,33 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
     """Verify the artifacts, then run the API under uvicorn until interrupted."""
     import uvicorn
 
+    from core.logs import use_safe_text_logs
+    from core.store import WriteStore
     from service.app import create_app
     from service.artifacts import Artifacts
     from service.observe import use_json_logs
-    from service.settings import load_settings
+    from service.server import uvicorn_options
+    from service.settings import load_settings, writes_db
+    from service.writes import resume_swap
 
     overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.log_format == "json":
         use_json_logs()
-    artifacts = Artifacts.load(settings)  # refuse to start, with one line, if anything does not verify
+    else:
+        use_safe_text_logs()
+    artifacts = Artifacts.load(resume_swap(settings))  # refuse to start, with one line, if anything does not verify
+    store = WriteStore(writes_db(settings))  # likewise for a write database that cannot be opened
     bound = _free_port(settings.host, settings.port)
     log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
     uvicorn.run(
-        create_app(settings, artifacts),
+        create_app(settings, artifacts, store),
         host=settings.host,
         port=bound,
         log_level=settings.log_level,
         access_log=False,  # the app logs requests itself, with their ids (CMAR_ACCESS_LOG)
         log_config=None,  # uvicorn's loggers go to ours (JSON or text)
+        **uvicorn_options(settings),  # header size and time, connection cap
     )
 
 

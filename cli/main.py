@@ -30,6 +30,7 @@ from cli.commands import (
     cmd_train,
 )
 from core.errors import CmarError
+from core.logs import TEXT_FORMAT, use_safe_text_logs
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 
 log = logging.getLogger("cmar")
@@ -271,7 +272,8 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     if root.handlers:  # already configured (by an embedding program or a test runner): only set the level
         root.setLevel(level)
     else:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=level, format=TEXT_FORMAT)
+        use_safe_text_logs(("",))
     for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "httpx", "faiss.loader"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -93,7 +93,7 @@ def ridge(x: FloatArray, y: FloatArray, alpha: float = RIDGE_ALPHA) -> tuple[Flo
 def _read_maps(
     source: Path | io.BytesIO, subsets: set[str], dim: int
 ) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
-    """The maps of the given subsets in a completion file (a path or its bytes), shapes checked (ValueError otherwise)."""
+    """The maps of the given subsets in a completion file (path or bytes), shapes checked (ValueError otherwise)."""
     maps: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
     with source if isinstance(source, io.BytesIO) else open(source, "rb") as handle:  # ours to close
         data = np.load(handle, allow_pickle=False)

@@ -12,7 +12,10 @@ Raw inputs, not encoded vectors, are kept, so the artists can be re-encoded by a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CmarError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artists (
@@ -33,7 +38,8 @@ CREATE TABLE IF NOT EXISTS artists (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 SCHEMA_VERSION = "1"
-_LATEST = "SELECT artist_id, seq, body FROM artists ORDER BY seq"
+_ROWS = "SELECT rowid, artist_id, seq, body FROM artists"
+_ROWS_SINCE = "SELECT rowid, artist_id, seq, body FROM artists WHERE seq > ?"
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,60 @@ class Write:
     body: dict[str, Any] | None
 
 
-def _write(artist_id: str, seq: int, body: str | None) -> Write:
-    return Write(artist_id, int(seq), None if body is None else json.loads(body))
+@dataclass(frozen=True)
+class Damaged:
+    """A stored row that cannot be read back: where it is and why."""
+
+    rowid: int
+    artist_id: str
+    reason: str
+
+
+class WritesUnavailable(Exception):
+    """The write database cannot store a write now; the message says why (the API answers 503)."""
+
+
+def _parse(rowid: int, artist_id: object, seq: object, body: object) -> Write | Damaged:
+    """One row as a Write, or as Damaged with the reason."""
+    name = artist_id if isinstance(artist_id, str) else repr(artist_id)
+    if not isinstance(artist_id, str) or not artist_id:
+        return Damaged(rowid, name, "artist_id is not a string")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return Damaged(rowid, name, f"seq {seq!r} is not an integer")
+    if body is None:
+        return Write(artist_id, seq, None)
+    try:
+        parsed = json.loads(body) if isinstance(body, str | bytes) else None
+    except ValueError as exc:
+        return Damaged(rowid, name, f"body is not valid JSON ({exc})")
+    if not isinstance(parsed, dict):
+        return Damaged(rowid, name, "body is not a JSON object")
+    return Write(artist_id, seq, parsed)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class WriteStore:
-    """The write database (thread-safe: one connection, one lock)."""
+    """The write database (thread-safe: one connection, one lock).
+
+    It watches its own files: a write is acknowledged only if, after the commit, the database
+    file and its WAL are still the ones opened (not removed or replaced), since only those are
+    replayed at start-up. `problem` says why writes are unavailable (None when they are not):
+    a database opened read-only, or one whose files were removed or replaced (both until a
+    restart), or the last write's storage error (a full disk, cleared by the next write that
+    succeeds).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.problem: str | None = None
+        self._fatal = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -61,42 +112,85 @@ class WriteStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise CmarError(f"{self.path}: cannot open the write database ({exc})") from None
-        if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif found[0] != SCHEMA_VERSION:
+        if found is not None and found[0] != SCHEMA_VERSION:
             raise CmarError(f"{self.path}: write database schema {found[0]}, this version reads {SCHEMA_VERSION}")
         self._lock = threading.Lock()
+        try:  # a real write: a read-only or full database says so now, not at the first PUT
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('opened_at', ?)", (str(time.time()),))
+        except sqlite3.Error as exc:
+            if found is None:
+                raise CmarError(f"{self.path}: cannot initialise the write database ({exc})") from None
+            self.problem = f"the write database {self.path} cannot be written ({exc}); writes are refused"
+            self._fatal = True
+        self._files = {p: _identity(p) for p in (self.path, Path(f"{self.path}-wal"))}
 
-    def _next_seq(self) -> int:
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM artists").fetchone()
-        return int(row[0])
+    def _check_files(self) -> None:
+        """Raise WritesUnavailable (for good) if the database or its WAL is not the file opened."""
+        for path, opened in self._files.items():
+            if opened is not None and _identity(path) != opened:
+                self.problem = (
+                    f"the write database file {path} was removed or replaced while the service ran; "
+                    "writes are refused until a restart (writes acknowledged before are in the file it opened)"
+                )
+                self._fatal = True
+                raise WritesUnavailable(self.problem)
 
     def put(self, artist_id: str, body: dict[str, Any]) -> int:
-        """Record an artist's PUT body, durably; return its sequence number."""
+        """Record an artist's PUT body, durably; return its sequence number (WritesUnavailable if it cannot)."""
         return self._write(artist_id, json.dumps(body, separators=(",", ":")))
 
     def delete(self, artist_id: str) -> int:
-        """Record an artist's deletion, durably; return its sequence number."""
+        """Record an artist's deletion, durably; return its sequence number (WritesUnavailable if it cannot)."""
         return self._write(artist_id, None)
 
     def _write(self, artist_id: str, body: str | None) -> int:
         with self._lock:
-            seq = self._next_seq()
-            self._db.execute(
-                "INSERT INTO artists VALUES (?, ?, ?, ?) ON CONFLICT(artist_id) DO UPDATE SET "
-                "seq = excluded.seq, body = excluded.body, written_at = excluded.written_at",
-                (artist_id, seq, body, time.time()),
-            )
+            if self._fatal:
+                raise WritesUnavailable(self.problem or "writes are unavailable")
+            self._check_files()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                seq = int(self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM artists").fetchone()[0])
+                self._db.execute(
+                    "INSERT INTO artists VALUES (?, ?, ?, ?) ON CONFLICT(artist_id) DO UPDATE SET "
+                    "seq = excluded.seq, body = excluded.body, written_at = excluded.written_at",
+                    (artist_id, seq, body, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except (sqlite3.Error, TypeError, ValueError) as exc:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                self.problem = f"the write database {self.path} cannot store writes ({exc})"
+                raise WritesUnavailable(self.problem) from None
+            self._check_files()  # committed into a file start-up will not read: not acknowledged
+            self.problem = None
             return seq
 
-    def writes(self) -> Iterator[Write]:
-        """Every artist's latest write, oldest first."""
+    def load(self) -> tuple[list[Write], list[Damaged]]:
+        """Every artist's latest write, oldest first, and the rows that cannot be read back."""
         with self._lock:
-            rows = self._db.execute(_LATEST).fetchall()
-        for row in rows:
-            yield _write(*row)
+            rows = self._db.execute(_ROWS).fetchall()
+        return _split(rows)
+
+    def writes(self) -> Iterator[Write]:
+        """Every artist's latest readable write, oldest first."""
+        yield from self.load()[0]
+
+    def max_seq(self) -> int:
+        """The latest sequence number stored (0 if none)."""
+        with self._lock:
+            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM artists").fetchone()
+        return int(row[0]) if isinstance(row[0], int) else 0
+
+    def writes_since(self, seq: int) -> list[Write]:
+        """The readable writes stored after sequence number `seq`, oldest first."""
+        with self._lock:
+            rows = self._db.execute(_ROWS_SINCE, (seq,)).fetchall()
+        return _split(rows)[0]
 
     def __len__(self) -> int:
         with self._lock:
@@ -104,17 +198,27 @@ class WriteStore:
 
     @classmethod
     def read(cls, path: Path) -> list[Write]:
-        """Every artist's latest write in an existing database, opened read-only (oldest first)."""
+        """Every artist's latest readable write in an existing database, opened read-only (oldest first)."""
         if not Path(path).is_file():
             raise CmarError(f"{path}: no such write database")
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                rows = db.execute(_LATEST).fetchall()
+                rows = db.execute(_ROWS).fetchall()
         except sqlite3.Error as exc:
             raise CmarError(f"{path}: not a cmar write database ({exc})") from None
-        return [_write(*row) for row in rows]
+        writes, damaged = _split(rows)
+        for bad in damaged:
+            log.warning("%s: row %d (artist %r) skipped: %s", path, bad.rowid, bad.artist_id, bad.reason)
+        return writes
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed into the database file)."""
         with self._lock:
             self._db.close()
+
+
+def _split(rows: list[tuple[Any, ...]]) -> tuple[list[Write], list[Damaged]]:
+    parsed = [_parse(*row) for row in rows]
+    good = [p for p in parsed if isinstance(p, Write)]
+    good.sort(key=lambda w: w.seq)
+    return good, [p for p in parsed if isinstance(p, Damaged)]

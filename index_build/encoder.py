@@ -15,6 +15,7 @@ from core.errors import CmarError
 from core.fusion import Fusion
 from core.manifest import ModelManifest, read_files, read_manifest
 from core.modalities import ModalityKind
+from core.names import normalize_tag
 from core.vectors import FloatArray
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ class Vocabulary:
             raise CmarError(f"vocabulary has {len(names)} names but {len(vectors)} vectors")
         self.names = names
         self.vectors = vectors
-        self.index = {name: i for i, name in enumerate(names)}
+        self.index: dict[str, int] = {}  # canonical name (core.names.normalize_tag) -> row; the first wins
+        for i, name in enumerate(names):
+            self.index.setdefault(normalize_tag(name), i)
 
     @property
     def dim(self) -> int:

@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from core.store import WriteStore
 from service.artifacts import Artifacts, hits_json
 from service.auth import read_access
-from service.middleware import HEALTHY, JSON, BodyLimit, FastPaths, VersionHeaders
+from service.live import Overlay
+from service.middleware import HEALTHY, JSON, BodyLimit, FastPaths
 from service.observe import Metrics, Observe
 from service.queries import encode_checked, query_inputs
 from service.responses import cold_start_body, similar_body
@@ -31,7 +32,7 @@ from service.schemas import (
     SimilarResponse,
 )
 from service.settings import MAX_K, Settings, get_settings, writes_db
-from service.writes import Live, replay
+from service.writes import Live, replay, resume_swap
 from service.writes import router as writes_router
 
 log = logging.getLogger(__name__)
@@ -56,29 +57,31 @@ ArtifactsDep = Annotated[Artifacts, Depends(get_artifacts)]
 ArtistId = Annotated[str, Path(description="the artist's id in the catalogue", min_length=1)]
 
 
-def _served(artifacts: Artifacts, artist_id: str) -> tuple[str, list[str]]:
-    found = artifacts.artist(artist_id)
+def _served(artifacts: Artifacts, artist_id: str, overlay: Overlay | None = None) -> tuple[str, list[str]]:
+    found = artifacts.artist(artist_id, overlay)
     if found is None:
         raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
     return found
 
 
-def create_app(settings: Settings | None = None, artifacts: Artifacts | None = None) -> FastAPI:
-    """Build the app; artifacts are loaded in the lifespan unless already loaded (by `cmar serve`)."""
+def create_app(
+    settings: Settings | None = None, artifacts: Artifacts | None = None, store: WriteStore | None = None
+) -> FastAPI:
+    """Build the app; artifacts and the write store are opened in the lifespan unless given (by `cmar serve`)."""
 
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = artifacts or Artifacts.load(settings)
-        store = WriteStore(writes_db(settings))
-        replay(loaded, store)
-        app.state.live = Live(store, threading.Lock())
+        loaded = artifacts or Artifacts.load(resume_swap(settings))
+        writes = store or WriteStore(writes_db(settings))
+        _, skipped = replay(loaded, writes)
+        app.state.live = Live(writes, threading.Lock(), skipped)
         app.state.artifacts = loaded
         metrics.serving(loaded)
         yield
         app.state.artifacts = None
-        store.close()
+        writes.close()
 
     app = FastAPI(
         title="cmar: cross-modal artist retrieval",
@@ -95,7 +98,6 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
 
     app.add_middleware(FastPaths)  # inner: sees requests after the ones below
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(VersionHeaders)
     app.add_middleware(Observe, metrics=metrics, log_requests=settings.access_log)  # outermost
 
     @app.exception_handler(RequestValidationError)
@@ -103,11 +105,6 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         # FastAPI's default handler echoes the input back, which fails to serialise NaN or
         # infinity (a 500); report where and what was expected, without the input.
         return JSONResponse(status_code=422, content={"detail": [_error(e) for e in exc.errors()]})
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
 
     @app.get("/artists/{artist_id}/similar", response_model=SimilarResponse, tags=["similar"])
     async def similar(
@@ -117,15 +114,16 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         k: Annotated[int, Query(ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")] = 10,
     ) -> Response:
         """The k artists most similar to an indexed artist, the artist itself excluded."""
-        overlay = artifacts.overlay
+        overlay = artifacts.overlay  # one snapshot of the writes answers the whole request
         results = artifacts.quick_similar_json(artist_id, k, overlay)  # from the lists computed at build time
-        if results is None:  # a search: in a worker thread, so that FAISS can use the other cores
-            results = await run_in_threadpool(artifacts.similar_json, artist_id, k)
         if results is None:
-            _served(artifacts, artist_id)  # raises the 404
-        assert results is not None
+            _served(artifacts, artist_id, overlay)  # the 404, decided on the same snapshot
+            # a search: in a worker thread, so that FAISS can use the other cores
+            results = await run_in_threadpool(artifacts.similar_json, artist_id, k, overlay)
+        if results is None:  # unreachable: the snapshot serves the artist
+            raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
         body = similar_body(artist_id, k, results)
-        overlay.cache.put((request.scope["path"], request.scope.get("query_string", b"")), body)
+        overlay.cache.put((artist_id, k), body)
         return Response(body, media_type=JSON)
 
     @app.post("/similar", response_model=ColdStartResponse, tags=["similar"])
@@ -155,14 +153,19 @@ def create_app(settings: Settings | None = None, artifacts: Artifacts | None = N
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", response_model=Readiness, tags=["health"])
-    def readyz(artifacts: ArtifactsDep) -> Readiness:
-        """Readiness: artifacts are loaded; what model and index are served."""
+    def readyz(artifacts: ArtifactsDep, request: Request) -> Readiness:
+        """Readiness: artifacts are loaded; what model and index are served; whether writes can be stored."""
+        live: Live = request.app.state.live
+        problem = live.store.problem
         return Readiness(
             status="ready",
             model_version=artifacts.model.version,
             index_version=artifacts.index.version,
             n_artists=len(artifacts),
             modalities=list(artifacts.model.sessions),
+            writes_available=problem is None,
+            writes_problem=problem,
+            skipped_writes=live.skipped,
         )
 
     return app

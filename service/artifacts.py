@@ -67,9 +67,9 @@ class Artifacts:
         row = self.index.row_of.get(artist_id)
         return None if row is None or row in (overlay or self.overlay).hidden else row
 
-    def artist(self, artist_id: str) -> tuple[str, list[str]] | None:
-        """An artist's name and modalities, or None if it is not served."""
-        overlay = self.overlay
+    def artist(self, artist_id: str, overlay: Overlay | None = None) -> tuple[str, list[str]] | None:
+        """An artist's name and modalities in one snapshot of the writes (default: the current), or None."""
+        overlay = overlay or self.overlay
         at = overlay.row_of.get(artist_id)
         if at is not None:
             return overlay.names[at], list(overlay.modalities[at])
@@ -157,12 +157,13 @@ class Artifacts:
         merged = self._merge(rows[keep].astype(np.int64), self.index.neighbour_scores[row][keep], live_cos, overlay, k)
         return hits_json(merged)
 
-    def similar_json(self, artist_id: str, k: int) -> bytes | None:
+    def similar_json(self, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:
         """The JSON results array of the k artists most similar to a served artist (None if not served).
 
-        From the precomputed lists when they suffice (`quick_similar_json`); a search otherwise.
+        Read from one snapshot of the writes (`overlay`, default the current one). From the
+        precomputed lists when they suffice (`quick_similar_json`); a search otherwise.
         """
-        overlay = self.overlay
+        overlay = overlay or self.overlay
         quick = self.quick_similar_json(artist_id, k, overlay)
         if quick is not None:
             return quick
@@ -201,6 +202,47 @@ class Artifacts:
         self.overlay = overlay.with_artist(artist_id, name, modalities, vector, penalty, row)
         return created
 
+    def put_many(self, writes: list[tuple[str, str, list[str], FloatArray]]) -> None:
+        """Lay many (artist id, name, modalities, fused unit vector) writes over the index in one snapshot.
+
+        The start-up replay and a swap's replay: one new overlay (linear in the number of
+        writes), penalties computed in one batched search. Later entries for an id win.
+        """
+        if not writes:
+            return
+        latest = {w[0]: w for w in writes}  # the last write of each artist, in first-seen order
+        overlay = self.overlay
+        keep = [i for i, a in enumerate(overlay.ids) if a not in latest]
+        new = list(latest.values())
+        vectors = np.asarray([w[3] for w in new], dtype=np.float32).reshape(len(new), -1)
+        hidden = {self.index.row_of[a] for a in latest if a in self.index.row_of}
+        self.overlay = Overlay(
+            dim=overlay.dim,
+            ids=(*(overlay.ids[i] for i in keep), *(w[0] for w in new)),
+            names=(*(overlay.names[i] for i in keep), *(w[1] for w in new)),
+            modalities=(*(overlay.modalities[i] for i in keep), *(tuple(w[2]) for w in new)),
+            vectors=np.vstack([overlay.vectors[keep], vectors]),
+            penalty=np.concatenate([overlay.penalty[keep], self._penalties(vectors)]).astype(np.float32),
+            hidden=overlay.hidden | hidden,
+        )
+
+    def delete_many(self, artist_ids: list[str]) -> None:
+        """Stop serving many artists in one snapshot (ids not served are ignored)."""
+        gone = set(artist_ids)
+        if not gone:
+            return
+        overlay = self.overlay
+        keep = [i for i, a in enumerate(overlay.ids) if a not in gone]
+        self.overlay = Overlay(
+            dim=overlay.dim,
+            ids=tuple(overlay.ids[i] for i in keep),
+            names=tuple(overlay.names[i] for i in keep),
+            modalities=tuple(overlay.modalities[i] for i in keep),
+            vectors=overlay.vectors[keep],
+            penalty=overlay.penalty[keep],
+            hidden=overlay.hidden | {self.index.row_of[a] for a in gone if a in self.index.row_of},
+        )
+
     def delete(self, artist_id: str) -> bool:
         """Stop serving an artist; False if it was not served."""
         if self.artist(artist_id) is None:
@@ -209,14 +251,26 @@ class Artifacts:
         return True
 
     def _penalty(self, vector: FloatArray) -> float:
-        """A written artist's hub penalty, as the build computes it (`core.vectors.hub_penalty`) from
-        its cosines to its nearest built-index artists."""
-        hub_k = int(self.index.manifest.hub.get("k", 0))
-        if self.index.hub_beta == 0 or hub_k == 0:
-            return 0.0
-        cosines, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), hub_k)
-        nearest = cosines[0][rows[0] >= 0]
-        return float(hub_penalty(nearest[None, :], self.index.hub_beta)[0]) if nearest.size else 0.0
+        """A written artist's hub penalty (see `_penalties`)."""
+        return float(self._penalties(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0])
+
+    def _penalties(self, vectors: FloatArray) -> FloatArray:
+        """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`)
+        from their cosines to their nearest built-index artists; vectors (B, D)."""
+        hub_k = min(int(self.index.manifest.hub.get("k", 0)), len(self.index))
+        if self.index.hub_beta == 0 or hub_k == 0 or len(vectors) == 0:
+            return np.zeros(len(vectors), dtype=np.float32)
+        cosines, rows = self.index.search(np.asarray(vectors, dtype=np.float32), hub_k)
+        beta = self.index.hub_beta
+        if (rows >= 0).all():
+            return hub_penalty(cosines, beta)
+        return np.array(  # a graph index may return fewer than hub_k neighbours
+            [
+                hub_penalty(c[r >= 0][None, :], beta)[0] if (r >= 0).any() else 0.0
+                for c, r in zip(cosines, rows, strict=True)
+            ],
+            dtype=np.float32,
+        )
 
     def encode_query(
         self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]

@@ -17,31 +17,53 @@ import orjson
 
 from core.vectors import FloatArray
 
-BODY_CACHE_BYTES = 64 * 2**20  # whole response bodies kept per snapshot (about 1 kB each at k = 10)
+BODY_CACHE_BYTES = 64 * 2**20  # memory for whole response bodies per snapshot (about 1 kB each at k = 10)
+ENTRY_OVERHEAD = 200  # bytes a cache entry costs besides its body and id: dict slot, tuple, objects
+
+CacheKey = tuple[str, int]  # (artist id, k): validated parameters, never the raw query string
 
 
 class BodyCache:
-    """Response bodies by request (path, query string), the oldest dropped past a byte budget."""
+    """Similar-list bodies by (artist id, k), the oldest dropped past a budget that counts everything held.
+
+    The budget counts each entry's body, its key's id and a fixed overhead, so no sequence of
+    requests grows memory past it; keys are validated parameters, so a junk query string
+    never makes an entry.
+    """
 
     def __init__(self, budget: int = BODY_CACHE_BYTES) -> None:
-        self.bodies: dict[tuple[str, bytes], bytes] = {}
+        self.bodies: dict[CacheKey, bytes] = {}
         self.budget = budget
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, bytes]) -> bytes | None:
+    @staticmethod
+    def cost(key: CacheKey, body: bytes) -> int:
+        """Bytes an entry counts against the budget."""
+        return len(body) + len(key[0].encode("utf-8", "surrogatepass")) + ENTRY_OVERHEAD
+
+    @property
+    def held(self) -> int:
+        """Bytes counted against the budget now."""
+        return self._bytes
+
+    def get(self, key: CacheKey) -> bytes | None:
         """The body kept for a request, if any."""
         return self.bodies.get(key)
 
-    def put(self, key: tuple[str, bytes], body: bytes) -> None:
+    def put(self, key: CacheKey, body: bytes) -> None:
         """Keep a body for its request."""
         with self._lock:
+            old = self.bodies.pop(key, None)
+            if old is not None:
+                self._bytes -= self.cost(key, old)
             self.bodies[key] = body
-            self._bytes += len(body)
+            self._bytes += self.cost(key, body)
             while self._bytes > self.budget and self.bodies:
-                self._bytes -= len(self.bodies.pop(next(iter(self.bodies))))
+                oldest = next(iter(self.bodies))
+                self._bytes -= self.cost(oldest, self.bodies.pop(oldest))
 
-    def __contains__(self, key: tuple[str, bytes]) -> bool:
+    def __contains__(self, key: CacheKey) -> bool:
         return key in self.bodies
 
 

@@ -1,4 +1,4 @@
-"""Plain ASGI middleware: version headers on every response, and the hottest GETs answered first.
+"""Plain ASGI middleware: the hottest GETs answered first, and the body size limit.
 
 Plain ASGI rather than `@app.middleware("http")`, whose request/response wrapping costs more
 than a precomputed answer itself.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.artifacts import Artifacts
+from service.observe import loaded
 from service.responses import similar_body
 from service.settings import MAX_K
 
@@ -17,31 +17,6 @@ JSON = "application/json"
 HEALTHY = b'{"status":"ok"}'
 _PREFIX, _SUFFIX = "/artists/", "/similar"
 SIMILAR_ROUTE = "/artists/{artist_id}/similar"  # the route template, as metrics name it
-
-
-def _loaded(scope: Scope) -> Artifacts | None:
-    app = scope.get("app")  # set by Starlette before the middleware stack runs
-    return getattr(app.state, "artifacts", None) if app is not None else None
-
-
-class VersionHeaders:
-    """Every response names the model and index versions being served."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loaded = _loaded(scope)  # the artifacts at the start of the request answer it
-
-        async def send_with_versions(message: Message) -> None:
-            if message["type"] == "http.response.start" and loaded is not None:
-                message["headers"] = [*message.get("headers", []), *loaded.version_headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_versions)
 
 
 def _k(query: bytes) -> int | None:
@@ -67,21 +42,21 @@ def fast_answer(scope: Scope) -> bytes | None:
     if path == "/healthz":
         scope["cmar.route"] = path
         return HEALTHY
-    artifacts = _loaded(scope)
+    artifacts = loaded(scope)
     if artifacts is None or getattr(scope["app"].state, "reads_need_key", False):
         return None
+    if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+        return None
+    artist_id = path[len(_PREFIX) : -len(_SUFFIX)]
+    k = _k(scope.get("query_string", b""))
+    if k is None or "/" in artist_id or not artist_id:
+        return None
     overlay = artifacts.overlay
-    key = (path, scope.get("query_string", b""))
+    key = (artist_id, k)  # validated parameters only: junk query strings never make cache entries
     body = overlay.cache.get(key)
     if body is not None:
         scope["cmar.route"] = SIMILAR_ROUTE
         return body
-    if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
-        return None
-    artist_id = path[len(_PREFIX) : -len(_SUFFIX)]
-    k = _k(key[1])
-    if k is None or "/" in artist_id:
-        return None
     results = artifacts.quick_similar_json(artist_id, k, overlay)
     if results is None:
         return None
@@ -98,7 +73,7 @@ class FastPaths:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = fast_answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        body = fast_answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None  # HEAD: see Observe
         if body is None:
             await self.app(scope, receive, send)
             return

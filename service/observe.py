@@ -1,9 +1,11 @@
 """Observability: a request id on every request and log line, JSON logs, Prometheus metrics.
 
 `Observe` is the outermost ASGI middleware: it takes the client's `X-Request-ID` (if it is
-a plain token) or makes one, returns it in the response header, puts it in every log record
-made while the request runs, and counts the request in the app's Prometheus registry by
-route template, method and status, with its latency. `/metrics` serves the registry.
+a plain token) or makes one, returns it in the response header with the served versions,
+puts it in every log record made while the request runs, answers HEAD as GET without the
+body, turns any exception into a logged 500 carrying those headers, and counts the request
+in the app's Prometheus registry by route template, method and status, with its latency.
+`/metrics` serves the registry.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.logs import escape_controls
+
 if TYPE_CHECKING:
     from service.artifacts import Artifacts
 
@@ -29,6 +33,7 @@ _PREFIX = os.urandom(4).hex()  # unique per process; ids are PREFIX-COUNTER, che
 _counter = itertools.count(1)
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("cmar.access")
+log = logging.getLogger(__name__)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -112,8 +117,26 @@ class Metrics:
         self.artists.set_function(lambda: len(artifacts))
 
 
+def loaded(scope: Scope) -> Artifacts | None:
+    """The artifacts the app serves at this moment (None before the lifespan loaded them)."""
+    app = scope.get("app")  # set by Starlette before the middleware stack runs
+    return getattr(app.state, "artifacts", None) if app is not None else None
+
+
+_INTERNAL = b'{"detail":"internal error; see the server log for this request id"}'
+
+
 class Observe:
-    """Request ids, access logs and request metrics, around everything else."""
+    """The one outer layer every request passes: request id, version headers, HEAD, errors, metrics, access log.
+
+    - the client's `X-Request-ID` (a plain token) or a new one, in the response and every log line;
+    - `X-Model-Version` and `X-Index-Version` of the artifacts serving the request, on every
+      response, errors included;
+    - HEAD is answered as the GET of the same route, without the body;
+    - an exception anywhere inside is logged with the request id and answered with a 500
+      that carries the same headers (the server never sees it);
+    - the request counted by route template, method and status, with its latency.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = False) -> None:
         self.app = app
@@ -128,38 +151,50 @@ class Observe:
         rid = given.decode() if _VALID_ID.match(given) else f"{_PREFIX}-{next(_counter)}"
         token = request_id.set(rid)
         started = time.perf_counter()
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+        head = method == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+        artifacts = loaded(scope)  # the artifacts at the start of the request answer it
+        extra = [*(artifacts.version_headers if artifacts is not None else []), (b"x-request-id", rid.encode())]
         status = 500
+        responded = False
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
+        async def send_wrapped(message: Message) -> None:
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                responded = True
+                message["headers"] = [*message.get("headers", []), *extra]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_wrapped)
+        except Exception:
+            log.exception("unexpected error on %s %s", method, escape_controls(scope["path"]))
+            status = 500
+            if not responded:
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_INTERNAL)).encode())]
+                await send({"type": "http.response.start", "status": 500, "headers": [*headers, *extra]})
+                await send({"type": "http.response.body", "body": b"" if head else _INTERNAL})
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
             count, latency = self.metrics.children(route, method, status)
             count.inc()
             latency.observe(elapsed)
             if self.log_requests:
+                path = scope["path"]
                 access_log.info(
                     "%s %s %d %.2f ms",
                     method,
-                    scope["path"],
+                    path,
                     status,
                     elapsed * 1000,
                     extra={
-                        "fields": {
-                            "method": method,
-                            "path": scope["path"],
-                            "status": status,
-                            "ms": round(elapsed * 1000, 3),
-                        }
+                        "fields": {"method": method, "path": path, "status": status, "ms": round(elapsed * 1000, 3)}
                     },
                 )
             request_id.reset(token)

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from core.modalities import ModalityKind
+from core.names import normalize_tag
 from service.artifacts import Artifacts
 
 
@@ -34,18 +35,43 @@ def query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray
             vectors[name] = _finite(loc, value, dim)
             continue
         if isinstance(value, dict) or isinstance(value[0], str):
-            weighted = value if isinstance(value, dict) else dict.fromkeys(value, 1.0)
+            weighted = _canonical(loc, value)
             vocab = model.vocabularies[name]
-            known = [t for t in weighted if t in vocab.index]
+            rows = {t: vocab.index[t] for t in weighted if t in vocab.index}
             unknown_tags = [t for t in weighted if t not in vocab.index]
-            if not known:
+            if not rows:
                 raise unprocessable(loc, f"none of the {len(weighted)} tag name(s) is in the model's vocabulary")
-            order = sorted(known, key=lambda t: -weighted[t])  # heaviest first, as in the catalogue
-            sets[name] = (vocab.vectors[[vocab.index[t] for t in order]], np.array([weighted[t] for t in order]))
+            # Heaviest first, ties by vocabulary row: the order the catalogue's tables use
+            # (catalog.tables.SetTable.from_rows), so neither key order nor list order decides
+            # which tags fill the encoder's slots.
+            order = sorted(rows, key=lambda t: (-weighted[t], rows[t]))
+            sets[name] = (vocab.vectors[[rows[t] for t in order]], np.array([weighted[t] for t in order]))
         else:
             items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
             sets[name] = (items, np.ones(len(items)))
     return vectors, sets, unknown_tags
+
+
+def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> dict[str, float]:
+    """Tag names in canonical form (`core.names.normalize_tag`) with their weights (1 for a list).
+
+    A name repeated in a list counts once; two names of an object that are one tag after
+    normalising (e.g. "Rock" and "rock") are a 422, since their weights would be ambiguous.
+    """
+    pairs = value.items() if isinstance(value, dict) else ((t, 1.0) for t in value)
+    weighted: dict[str, float] = {}
+    given: dict[str, str] = {}
+    for raw, weight in pairs:
+        tag = normalize_tag(raw)
+        if not tag:
+            raise unprocessable(loc, f"tag name {raw!r} is empty after trimming white space")
+        if tag in weighted and isinstance(value, dict):
+            raise unprocessable(
+                loc, f"tag names {given[tag]!r} and {raw!r} are the same tag {tag!r}; give it once with one weight"
+            )
+        weighted[tag] = float(weight)
+        given.setdefault(tag, raw)
+    return weighted
 
 
 def _finite(loc: list[str | int], value: list[float], dim: int) -> np.ndarray:

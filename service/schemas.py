@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
 
 from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
+from core.names import MIN_TAG_WEIGHT, has_surrogates
 from service.settings import MAX_K
 
+
+def _unicode_text(value: str) -> str:
+    if has_surrogates(value):
+        raise ValueError("must be valid Unicode text (found a lone surrogate such as \\ud800)")
+    if "\0" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode_text)]  # every string a client sends: no lone surrogate, no NUL
 Vector = list[FiniteFloat]
-Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-SetItems = list[str] | list[Vector] | dict[str, Weight]
+Weight = Annotated[
+    float,
+    Field(
+        ge=MIN_TAG_WEIGHT,
+        allow_inf_nan=False,
+        description=f"a count, e.g. how many listeners used the tag; >= {MIN_TAG_WEIGHT:g}",
+    ),
+]
+SetItems = list[Text] | list[Vector] | dict[Text, Weight]
 
 
 MAX_ITEMS = 1000  # tags (or tag vectors) in one request
@@ -50,7 +68,7 @@ class _QueryBase(_ModalitiesBase):
 class _WriteBase(_ModalitiesBase):
     """A written artist's own field."""
 
-    name: str = Field(min_length=1, max_length=500, description="the artist's display name")
+    name: Text = Field(min_length=1, max_length=500, description="the artist's display name")
 
 
 def _modality_field(kind: ModalityKind, description: str) -> Any:
@@ -100,8 +118,10 @@ class SwapRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model_dir: str | None = Field(None, description="model folder (cmar export)")
-    index_dir: str | None = Field(None, description="index folder (cmar build-index), built with that model")
+    model_dir: Text | None = Field(None, min_length=1, max_length=4096, description="model folder (cmar export)")
+    index_dir: Text | None = Field(
+        None, min_length=1, max_length=4096, description="index folder (cmar build-index), built with that model"
+    )
 
 
 class SwapResult(BaseModel):
@@ -164,7 +184,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "no such artist"},
     413: {"model": ErrorDetail, "description": "the body is over the size limit"},
     422: {"model": ErrorDetail, "description": "a field is invalid; the message says which and what was expected"},
-    503: {"model": ErrorDetail, "description": "artifacts are not loaded yet"},
+    503: {"model": ErrorDetail, "description": "artifacts are not loaded yet, or (writes) the write cannot be stored"},
 }
 
 
@@ -182,3 +202,6 @@ class Readiness(BaseModel):
     index_version: str
     n_artists: int
     modalities: list[str]
+    writes_available: bool = Field(description="whether PUT and DELETE can be stored now")
+    writes_problem: str | None = Field(None, description="why writes are unavailable (null when they are)")
+    skipped_writes: int = Field(0, description="stored rows that could not be read back at start-up (see the log)")

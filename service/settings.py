@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="key for writes and admin (unset = those are refused)")
     read_key_required: bool = Field(False, description="reads need the API key too")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (413 above)")
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="largest request line and headers accepted (431 above; the connection closes)"
+    )
+    max_headers: int = Field(100, ge=8, description="most header fields accepted in one request (431 above)")
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a client has to send a request's headers (the connection is closed after)"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections served at once; above it new ones get a 503 and are closed"
+    )
+    resume_swap: bool = Field(
+        True, description="a restart serves the folders of the last swap (recorded beside the write database)"
+    )
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -1,31 +1,37 @@
 """Writes and model swaps: PUT and DELETE of artists, POST /admin/swap, and the start-up replay.
 
-Every write is committed to the `WriteStore` before it is applied and acknowledged; writes,
-replays and swaps take one lock, so the database, the overlay and the served artifacts change
-in one order. A swap loads and verifies the new artifacts beside the running ones, replays
-the stored writes into them, and only then replaces them with one assignment: requests in
-flight finish on the artifacts they started with.
+Every write is checked and encoded, then committed to the `WriteStore`, then applied and
+acknowledged; a write the store cannot take is a 503 and is not served. Writes and the end of
+a swap take one lock, so the database, the overlay and the served artifacts change in one
+order. A swap loads and verifies the new artifacts beside the running ones, replays the
+stored writes into them without the lock, and only then replaces them with one assignment:
+requests in flight finish on the artifacts they started with.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import CmarError
-from core.store import WriteStore
+from core.names import artist_id_problem
+from core.store import Write, WriteStore, WritesUnavailable
 from service.artifacts import Artifacts
 from service.auth import require_key
-from service.queries import encode_checked, query_inputs
+from service.queries import encode_checked, query_inputs, unprocessable
 from service.schemas import ArtistWrite, ErrorDetail, SwapRequest, SwapResult, WriteResult
-from service.settings import Settings
+from service.settings import Settings, writes_db
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +40,11 @@ router = APIRouter(dependencies=[Depends(require_key)])
 
 @dataclass
 class Live:
-    """The write database and the lock that orders writes, replays and swaps."""
+    """The write database, the lock that orders writes, replays and swaps, and what start-up skipped."""
 
     store: WriteStore
     lock: threading.Lock
+    skipped: int = 0  # stored rows that could not be read back at start-up (logged, left in the database)
 
 
 @dataclass(frozen=True)
@@ -71,29 +78,70 @@ def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
     )
 
 
-def replay(artifacts: Artifacts, store: WriteStore) -> int:
-    """Apply every stored write to freshly loaded artifacts; return how many applied.
+_NOT_APPLICABLE = (HTTPException, ValueError, CmarError, ValidationError)
 
-    A write the model cannot take (a modality it lacks, a dimension it does not have) is
-    logged and skipped; it stays in the database.
+
+def replay_writes(artifacts: Artifacts, writes: list[Write]) -> int:
+    """Lay stored writes (one per artist) over freshly loaded artifacts in one snapshot; return how many applied.
+
+    Linear in the number of writes: each is checked and encoded once, then one overlay is
+    made (`Artifacts.put_many`). A write the model cannot take (a modality it lacks, a
+    dimension it does not have) is logged and skipped; it stays in the database.
     """
-    applied = 0
-    for write in store.writes():
+    puts: list[tuple[str, str, list[str], np.ndarray]] = []
+    deletes: list[str] = []
+    for write in writes:
+        if write.body is None:
+            deletes.append(write.artist_id)
+            continue
         try:
-            apply_write(artifacts, write.artist_id, write.body)
-            applied += 1
-        except (HTTPException, ValueError, CmarError) as exc:
+            p = prepare(artifacts, write.body)
+        except _NOT_APPLICABLE as exc:
             detail = getattr(exc, "detail", exc)
             log.warning(
                 "stored write of %r not applied to model %s: %s", write.artist_id, artifacts.model.version, detail
             )
-    if applied:
-        log.info("replayed %d stored write(s) into index %s", applied, artifacts.index.version)
-    return applied
+            continue
+        puts.append((write.artist_id, p.name, p.modalities, p.vector))
+    artifacts.delete_many(deletes)
+    artifacts.put_many(puts)
+    return len(puts) + len(deletes)
+
+
+def replay(artifacts: Artifacts, store: WriteStore) -> tuple[int, int]:
+    """Apply every stored write to freshly loaded artifacts: (writes applied, damaged rows skipped).
+
+    A damaged row (malformed JSON, a non-integer sequence number) is skipped with a warning
+    naming the database, the row and the artist; the others are served.
+    """
+    started = time.perf_counter()
+    writes, damaged = store.load()
+    for bad in damaged:
+        log.warning("%s: stored row %d (artist %r) skipped: %s", store.path, bad.rowid, bad.artist_id, bad.reason)
+    applied = replay_writes(artifacts, writes)
+    if applied or damaged:
+        log.info(
+            "replayed %d stored write(s) into index %s in %.2f s (%d damaged row(s) skipped)",
+            applied,
+            artifacts.index.version,
+            time.perf_counter() - started,
+            len(damaged),
+        )
+    return applied, len(damaged)
 
 
 def _live(request: Request) -> Live:
     return request.app.state.live  # type: ignore[no-any-return]
+
+
+def _unavailable(exc: WritesUnavailable) -> HTTPException:
+    return HTTPException(status_code=503, detail=f"the write was not stored: {exc}", headers={"Retry-After": "60"})
+
+
+def _check_id(artist_id: str) -> None:
+    problem = artist_id_problem(artist_id)
+    if problem is not None:
+        raise unprocessable(["path", "artist_id"], problem)
 
 
 @router.put(
@@ -101,10 +149,14 @@ def _live(request: Request) -> Live:
     response_model=WriteResult,
     tags=["writes"],
     status_code=200,
-    responses={201: {"model": WriteResult, "description": "the artist was added"}},
+    responses={
+        201: {"model": WriteResult, "description": "the artist was added"},
+        503: {"model": ErrorDetail, "description": "the write could not be stored, and is not served; says why"},
+    },
 )
 async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, response: Response) -> WriteResult:  # type: ignore[valid-type]
-    """Add or replace an artist: served at once, stored durably before the reply (201 if new)."""
+    """Add or replace an artist: stored durably, then served, then acknowledged (201 if new)."""
+    _check_id(artist_id)
     body = artist.model_dump(exclude_none=True)  # type: ignore[attr-defined]
     live = _live(request)
 
@@ -112,8 +164,21 @@ async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, resp
         with live.lock:
             artifacts: Artifacts = request.app.state.artifacts
             prepared = prepare(artifacts, body)  # a bad body is refused before anything is stored
-            live.store.put(artist_id, body)
-            return _put(artifacts, artist_id, prepared)
+            created = artifacts.artist(artist_id) is None
+            result = WriteResult(
+                artist_id=artist_id,
+                name=prepared.name,
+                modalities=prepared.modalities,
+                created=created,
+                unknown_tags=prepared.unknown_tags,
+            )
+            result.model_dump_json()  # the answer can be written: nothing fails after the store
+            try:
+                live.store.put(artist_id, body)
+            except WritesUnavailable as exc:
+                raise _unavailable(exc) from None
+            _put(artifacts, artist_id, prepared)
+            return result
 
     result = await run_in_threadpool(commit)
     request.app.state.metrics.writes.labels("put").inc()
@@ -122,7 +187,12 @@ async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, resp
     return result
 
 
-@router.delete("/artists/{artist_id}", response_model=WriteResult, tags=["writes"])
+@router.delete(
+    "/artists/{artist_id}",
+    response_model=WriteResult,
+    tags=["writes"],
+    responses={503: {"model": ErrorDetail, "description": "the delete could not be stored, and is not applied"}},
+)
 async def delete_artist(artist_id: str, request: Request) -> WriteResult:
     """Stop serving an artist, durably; 404 if it is not served."""
     live = _live(request)
@@ -132,13 +202,77 @@ async def delete_artist(artist_id: str, request: Request) -> WriteResult:
             artifacts: Artifacts = request.app.state.artifacts
             if artifacts.artist(artist_id) is None:
                 raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
-            live.store.delete(artist_id)
+            try:
+                live.store.delete(artist_id)
+            except WritesUnavailable as exc:
+                raise _unavailable(exc) from None
             return apply_write(artifacts, artist_id, None)
 
     result = await run_in_threadpool(commit)
     request.app.state.metrics.writes.labels("delete").inc()
     log.info("deleted %s", artist_id)
     return result
+
+
+def served_file(settings: Settings) -> Path:
+    """Where the last swap's folders are recorded: beside the write database."""
+    db = writes_db(settings)
+    return db.with_name(db.name + ".served.json")
+
+
+def resume_swap(settings: Settings) -> Settings:
+    """The settings with the folders of the last swap, if one was recorded and `resume_swap` is on.
+
+    A restart then serves what was served before it, not the folders of the command line; the
+    choice is logged as a warning either way, so that it is never silent.
+    """
+    path = served_file(settings)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        model_dir, index_dir = Path(record["model_dir"]), Path(record["index_dir"])
+    except FileNotFoundError:
+        return settings
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable swap record, ignored (%s)", path, exc)
+        return settings
+    if (model_dir, index_dir) == (settings.model_dir, settings.index_dir):
+        return settings
+    if not settings.resume_swap:
+        log.warning(
+            "the last swap served %s + %s; starting with the configured %s + %s (CMAR_RESUME_SWAP=false)",
+            model_dir,
+            index_dir,
+            settings.model_dir,
+            settings.index_dir,
+        )
+        return settings
+    log.warning(
+        "resuming the last swap: serving %s + %s instead of the configured %s + %s (%s; CMAR_RESUME_SWAP=false "
+        "to serve the configured folders)",
+        model_dir,
+        index_dir,
+        settings.model_dir,
+        settings.index_dir,
+        path,
+    )
+    return settings.model_copy(update={"model_dir": model_dir, "index_dir": index_dir})
+
+
+def _record_swap(settings: Settings, model_dir: Path, index_dir: Path, fresh: Artifacts) -> None:
+    path = served_file(settings)
+    record = {
+        "model_dir": str(model_dir.resolve()),
+        "index_dir": str(index_dir.resolve()),
+        "model_version": fresh.model.version,
+        "index_version": fresh.index.version,
+        "swapped_at": time.time(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.error("swap served but not recorded in %s (%s): a restart serves the configured folders", path, exc)
 
 
 @router.post(
@@ -148,27 +282,46 @@ async def delete_artist(artist_id: str, request: Request) -> WriteResult:
     responses={409: {"model": ErrorDetail, "description": "the new artifacts were refused; the old keep serving"}},
 )
 async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
-    """Load, verify and serve new artifacts without stopping; on any problem keep serving the old (409)."""
+    """Load, verify and serve new artifacts without stopping; on any problem keep serving the old (409).
+
+    The stored writes are replayed into the new artifacts without holding the write lock
+    (reads, writes and readiness go on); only the writes stored meanwhile are applied under it,
+    just before the one assignment that swaps. The folders served are recorded beside the
+    write database, and a restart serves them again (`resume_swap`).
+    """
     settings: Settings = request.app.state.settings
     wanted = body or SwapRequest()
     model_dir = Path(wanted.model_dir) if wanted.model_dir else settings.model_dir
     index_dir = Path(wanted.index_dir) if wanted.index_dir else settings.index_dir
     live = _live(request)
 
+    def refuse(reason: str) -> HTTPException:
+        log.error("swap to %s + %s refused, still serving the old artifacts: %s", model_dir, index_dir, reason)
+        request.app.state.metrics.swaps.labels("refused").inc()
+        return HTTPException(status_code=409, detail=f"swap refused, still serving the old artifacts: {reason}")
+
     def load_and_swap() -> SwapResult:
         try:
             fresh = Artifacts.load(settings.model_copy(update={"model_dir": model_dir, "index_dir": index_dir}))
             fresh.self_query()
         except CmarError as exc:
-            log.error("swap to %s + %s refused, still serving the old artifacts: %s", model_dir, index_dir, exc)
-            request.app.state.metrics.swaps.labels("refused").inc()
-            raise HTTPException(
-                status_code=409, detail=f"swap refused, still serving the old artifacts: {exc}"
-            ) from None
+            raise refuse(str(exc)) from None
+        except Exception as exc:  # any other failure to load untrusted folders is a refusal, never a 500
+            log.exception("swap: unexpected error loading %s + %s", model_dir, index_dir)
+            raise refuse(f"the folders could not be loaded ({type(exc).__name__})") from None
+        writes, _ = live.store.load()
+        seen = max((w.seq for w in writes), default=0)
+        replayed = replay_writes(fresh, writes)  # outside the lock: the slow part
         with live.lock:
+            for write in live.store.writes_since(seen):  # stored while the replay ran
+                try:
+                    apply_write(fresh, write.artist_id, write.body)
+                    replayed += 1
+                except _NOT_APPLICABLE as exc:
+                    log.warning("stored write of %r not applied: %s", write.artist_id, getattr(exc, "detail", exc))
             old: Artifacts = request.app.state.artifacts
-            replayed = replay(fresh, live.store)
             request.app.state.artifacts = fresh  # one assignment: requests in flight keep the old
+        _record_swap(settings, model_dir, index_dir, fresh)
         request.app.state.metrics.serving(fresh)
         request.app.state.metrics.swaps.labels("ok").inc()
         log.info(

@@ -83,7 +83,10 @@ def test_cold_start_with_an_artists_own_inputs_finds_that_artist(client: TestCli
     by_names = client.post("/similar", json=body).json()
     body["tag"] = tag.vocab_vectors[ids[0][mask[0]]].tolist()
     by_vectors = client.post("/similar", json=body).json()
-    assert by_vectors["results"] == by_names["results"]
+    # The same tags (names are ordered by vocabulary row, vectors as given): the same answer up to float rounding.
+    assert [r["artist_id"] for r in by_vectors["results"]] == [r["artist_id"] for r in by_names["results"]]
+    scores = [r["score"] for r in by_names["results"]]
+    assert [r["score"] for r in by_vectors["results"]] == pytest.approx(scores, abs=1e-6)
     assert by_names["results"][0]["artist_id"] == catalog.artist_ids[row]
 
 
@@ -133,7 +136,7 @@ def test_unknown_artist_is_404(client: TestClient) -> None:
             "none of the 2 tag name(s) is in the model's vocabulary",
         ),
         ({"tag": []}, ["body", "tag"], "at least 1 item"),
-        ({"tag": {"style00-tag0": 0}}, ["body", "tag"], "greater than 0"),
+        ({"tag": {"style00-tag0": 0}}, ["body", "tag"], "greater than or equal to 1e-06"),
         ({"audio": [3e38] * 64}, ["body"], "far outside the range of its training data"),
         ({"audio": [-3e38] * 64, "cf": [1e30] * 48}, ["body"], "far outside the range of its training data"),
         ({"tag": [[0.5] * 3]}, ["body", "tag", 0], "expected a vector of 32 numbers, got 3"),
