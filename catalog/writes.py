@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from catalog.tables import Catalog, SetTable, VectorTable
+from core.names import artist_id_problem, normalize_tag
 from core.store import WriteStore
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,18 @@ def read_writes(db: Path) -> list[tuple[str, dict[str, Any] | None]]:
 
 
 def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None]]) -> Merged:
-    """The catalogue with the writes applied (see the module docstring)."""
-    latest = dict(writes)
+    """The catalogue with the writes applied (see the module docstring).
+
+    Tag names go through `core.names.normalize_tag`; a write whose artist id the catalogue
+    cannot hold (`core.names.artist_id_problem`) is left out with a warning.
+    """
+    latest = {}
+    for artist_id, body in writes:
+        problem = artist_id_problem(artist_id)
+        if problem is not None:
+            log.warning("stored write left out: %s", problem)
+            continue
+        latest[artist_id] = body
     index = {a: i for i, a in enumerate(catalog.artist_ids.tolist())}
     keep = [i for i, a in enumerate(catalog.artist_ids.tolist()) if a not in latest]
     new_ids = [a for a, body in latest.items() if body is not None]
@@ -91,10 +102,13 @@ def _merged_set(
             )
             continue
         weighted = given if isinstance(given, dict) else dict.fromkeys(given, 1.0)
+        seen: set[int] = set()
         for tag, weight in weighted.items():
-            if tag in vocab:
+            item = vocab.get(normalize_tag(tag))  # the catalogue's vocabulary is in canonical form
+            if item is not None and item not in seen:  # a repeat of a tag after normalising counts once
+                seen.add(item)
                 rows.append(j)
-                items.append(vocab[tag])
+                items.append(item)
                 weights.append(float(weight))
     n = len(keep) + len(new_ids)
     return SetTable.from_rows(table.vocab, table.vocab_vectors, n, np.array(rows), np.array(items), np.array(weights))

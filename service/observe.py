@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": request_id.get(),
+            "request_id": getattr(record, "request_id", None) or request_id.get(),
         }
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
@@ -61,6 +61,21 @@ def use_json_logs() -> None:
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
             handler.setFormatter(JsonFormatter())
+
+
+def _stamp_request_ids() -> None:
+    """Give every log record the request id current where it is made (not where it is formatted)."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "cmar_request_id", False):
+        return
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    make.cmar_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make)
 
 
 class Metrics:
@@ -142,6 +157,7 @@ class Observe:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        _stamp_request_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

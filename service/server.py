@@ -80,8 +80,6 @@ class _LimitedHttpTools(HttpToolsProtocol):
                 self._refuse(431, f"request headers over {self.max_header_bytes} bytes (CMAR_MAX_HEADER_BYTES)")
                 return
         super().data_received(data)
-        if self._too_many_headers:
-            self._refuse(431, f"more than {self.max_headers} header fields (CMAR_MAX_HEADERS)")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -99,10 +97,13 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._in_head = False
         self._stop_head_timer()
         if self._too_many_headers:
-            return  # refused in data_received
+            self._refuse(431, f"more than {self.max_headers} header fields (CMAR_MAX_HEADERS)")
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        if self._too_many_headers:
+            return  # refused: no request cycle was started
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0

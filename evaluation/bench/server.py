@@ -88,13 +88,16 @@ class Server:
                 self.process.wait()
 
 
-def start(model: Path, index: Path, log_file: Path, env: dict[str, str] | None = None, port: int = 0) -> Server:
+def start(
+    model: Path, index: Path, log_file: Path, env: dict[str, str] | None = None, port: int = 0, quiet: bool = True
+) -> Server:
     """Start `cmar serve` on a free port (or `port`) and wait until /readyz answers; raise CmarError if it does not.
 
-    `env` adds CMAR_* settings (an API key, a write database).
+    `env` adds CMAR_* settings (an API key, a write database); `quiet` logs warnings only.
     """
     port = port or free_port()
-    command = [sys.executable, "-m", "cli.main", "-q", "serve", "--model", str(model), "--index", str(index)]
+    command = [sys.executable, "-m", "cli.main", *(["-q"] if quiet else []), "serve"]
+    command += ["--model", str(model), "--index", str(index)]
     command += ["--host", HOST, "--port", str(port)]
     env = {**os.environ, "CMAR_ACCESS_LOG": "false", **(env or {})}
     with open(log_file, "ab") as sink:

@@ -1,0 +1,117 @@
+"""The served process under hostile clients: header size, header count, slow headers, connection
+cap, a restart on a port a client was connected to, and forged log lines (issue 10, kinds 10 and 11)."""
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evaluation.bench import server
+from tests.conftest import Built
+
+LIMITS = {
+    "CMAR_MAX_HEADER_BYTES": "8192",
+    "CMAR_MAX_HEADERS": "20",
+    "CMAR_HEADER_TIMEOUT": "1",
+    "CMAR_MAX_CONNECTIONS": "16",
+    "CMAR_LOG_FORMAT": "text",
+}
+
+
+@pytest.fixture(scope="module")
+def served(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[server.Server, Path]]:
+    folder = tmp_path_factory.mktemp("limits")
+    log = folder / "server.log"
+    env = {**LIMITS, "CMAR_WRITES_DB": str(folder / "writes.sqlite3"), "CMAR_ACCESS_LOG": "true"}
+    with server.start(built.model, built.index, log, env, quiet=False) as running:
+        yield running, log
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection((server.HOST, port), timeout=5)
+
+
+def _answer(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data
+
+
+def test_oversized_headers_get_431_and_the_connection_closes(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        try:
+            for _ in range(200):  # 200 x 1 kB of headers, never finished
+                sock.sendall(b"x-junk: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert server.get_json(running.port, "/healthz") == {"status": "ok"}
+
+
+def test_too_many_header_fields_get_431(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        fields = b"".join(b"x-h%d: 1\r\n" % i for i in range(40))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + fields + b"\r\n")
+        assert _answer(sock).startswith(b"HTTP/1.1 431")
+
+
+def test_slow_headers_are_timed_out(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4, answer[:80]
+    with _connect(running.port) as idle:  # connected, never sends a byte
+        started = time.monotonic()
+        assert _answer(idle).startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
+
+
+def test_connections_over_the_cap_are_refused_and_served_again_after(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    held = [_connect(running.port) for _ in range(16)]
+    try:
+        time.sleep(0.2)
+        with _connect(running.port) as extra:
+            assert _answer(extra).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
+    assert server.get_json(running.port, "/healthz") == {"status": "ok"}
+
+
+def test_a_forged_log_line_stays_one_line(served: tuple[server.Server, Path]) -> None:
+    running, log = served
+    with _connect(running.port) as sock:
+        sock.sendall(
+            b"GET /artists/x%0A2026-01-01%20INFO%20forged/similar HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        assert _answer(sock).startswith(b"HTTP/1.1 404")
+    time.sleep(0.3)
+    lines = log.read_text(errors="replace").splitlines()
+    assert not any(line.startswith("2026-01-01 INFO forged") for line in lines)
+    assert any("x\\n2026-01-01 INFO forged" in line for line in lines)
+
+
+def test_a_restart_on_the_same_port_after_a_connected_stop(built: Built, tmp_path: Path) -> None:
+    env = {"CMAR_WRITES_DB": str(tmp_path / "writes.sqlite3")}
+    first = server.start(built.model, built.index, tmp_path / "a.log", env)
+    port = first.port
+    sock = _connect(port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    sock.recv(1024)  # a kept-alive connection: the server's side goes to TIME_WAIT
+    first.stop()
+    sock.close()
+    with server.start(built.model, built.index, tmp_path / "b.log", env, port=port) as second:
+        assert server.get_json(second.port, "/healthz") == {"status": "ok"}
