@@ -353,3 +353,16 @@ def cmd_check_load(args: argparse.Namespace) -> None:
         result["checked"],
         result["inconsistent"],
     )
+
+
+def cmd_check_faults(args: argparse.Namespace) -> None:
+    """Floods, storage faults, races and replay time against live servers."""
+    from evaluation.faults import check_faults
+
+    if any(n < 0 for n in args.replay_sizes):
+        raise CmarError("--replay-sizes must be >= 0")
+    report_folder(args)
+    report = check_faults(args.out, args.epochs, args.replay_sizes)
+    log.info("faults: every check passed (%s)", args.out / "faults.md")
+    for row in report["replay"]:
+        log.info("replay of %d stored writes: ready after %.1f s", row["writes"], row["startup_s"])

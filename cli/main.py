@@ -19,6 +19,7 @@ from cli.commands import (
     cmd_catalog_olga,
     cmd_catalog_synthetic,
     cmd_catalog_validate,
+    cmd_check_faults,
     cmd_check_load,
     cmd_check_schema,
     cmd_evaluate_olga,
@@ -263,6 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs of the two demo models")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_load)
+    p = chk_sub.add_parser(
+        "faults", help="floods, storage faults, races, swaps under stored writes, replay time: a report"
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (faults.json, faults.md)")
+    p.add_argument(
+        "--replay-sizes",
+        type=int,
+        nargs="+",
+        default=[0, 1000, 10_000, 100_000],
+        help="stored writes to time the start-up with (default 0 1000 10000 100000)",
+    )
+    p.add_argument("--epochs", type=int, help="training epochs of the demo model")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_check_faults)
     return parser
 
 

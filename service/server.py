@@ -7,8 +7,10 @@ subclass that:
   `max_headers` fields (a client streaming endless headers costs at most that much memory);
 - closes a connection whose request headers are not complete within `header_timeout` seconds
   of its first byte, or of the connection opening (slow clients cannot hold sockets forever);
-- answers 503 and closes a connection that arrives while `max_connections` are open, so the
-  process keeps file descriptors for the clients it serves.
+- keeps at most `max_connections` open: a new connection past the cap closes the one that has
+  waited longest for a request's headers (idle or trickling), or, when every other one is
+  mid-request, is itself answered 503 and closed; slow clients cannot lock new ones out, and
+  the process keeps file descriptors for the clients it serves.
 """
 
 from __future__ import annotations
@@ -42,10 +44,34 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._in_head = True
         self._head_timer: asyncio.TimerHandle | None = None
         self._too_many_headers = False
-        if len(self.connections) > self.max_connections:
+        self._waiting_since = self.loop.time()  # since when it has been waiting for a request's headers
+        if len(self.connections) > self.max_connections and not self._evict_slowest():
             self._refuse(503, f"the server has {self.max_connections} open connections (CMAR_MAX_CONNECTIONS)")
             return
         self._start_head_timer()
+
+    def _evict_slowest(self) -> bool:
+        """Make room by closing the connection that has waited longest for a request's headers.
+
+        A connection that is mid-request is never evicted; one that is idle or trickling
+        headers is, so slow clients cannot lock new ones out. False if every other
+        connection is busy.
+        """
+        waiting = [
+            c
+            for c in self.connections
+            if c is not self
+            and isinstance(c, _LimitedHttpTools)
+            and c._in_head
+            and (c.cycle is None or c.cycle.response_complete)  # never one whose response is under way
+            and not c.transport.is_closing()
+        ]
+        if not waiting:
+            return False
+        slowest = min(waiting, key=lambda c: c._waiting_since)
+        slowest._refuse(503, "closed to make room for a new connection (CMAR_MAX_CONNECTIONS)")
+        self.connections.discard(slowest)
+        return True
 
     def _start_head_timer(self) -> None:
         if self._head_timer is None:
@@ -83,6 +109,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if not self._in_head:
+            self._waiting_since = self.loop.time()
         self._in_head = True
         self._head_bytes = 0
         self._start_head_timer()
@@ -107,6 +135,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+        self._waiting_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()

@@ -108,13 +108,13 @@ SURROGATE = '"\\ud800"'
 @pytest.mark.parametrize(
     ("method", "path", "raw"),
     [
-        ("POST", "/similar", '{"tag": [%s]}' % SURROGATE),
-        ("POST", "/similar", '{"tag": {%s: 3}}' % SURROGATE),
-        ("PUT", "/artists/sur", '{"name": "ok", "tag": [%s]}' % SURROGATE),
-        ("PUT", "/artists/sur", '{"name": %s, "cf": [1.0]}' % SURROGATE),
-        ("POST", "/admin/swap", '{"model_dir": %s}' % SURROGATE),
-        ("POST", "/admin/swap", '{"model_dir": "%s"}' % ("x" * 5000)),
-        ("POST", "/admin/swap", '{"index_dir": "/tmp/%s"}' % ("y" * 300)),
+        ("POST", "/similar", '{"tag": [@]}'.replace("@", SURROGATE)),
+        ("POST", "/similar", '{"tag": {@: 3}}'.replace("@", SURROGATE)),
+        ("PUT", "/artists/sur", '{"name": "ok", "tag": [@]}'.replace("@", SURROGATE)),
+        ("PUT", "/artists/sur", '{"name": @, "cf": [1.0]}'.replace("@", SURROGATE)),
+        ("POST", "/admin/swap", '{"model_dir": @}'.replace("@", SURROGATE)),
+        ("POST", "/admin/swap", '{"model_dir": "@"}'.replace("@", "x" * 5000)),
+        ("POST", "/admin/swap", '{"index_dir": "/tmp/@"}'.replace("@", "y" * 300)),
     ],
 )
 def test_hostile_strings_are_4xx_and_nothing_is_stored(
