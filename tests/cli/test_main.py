@@ -1,5 +1,6 @@
 """The command line: one-line errors with non-zero exits, --help everywhere, stages that chain."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,17 @@ def test_run_fails_fast_on_a_taken_port(tmp_path: Path) -> None:
         proc = _run("run", "--workdir", str(tmp_path / "w"), "--port", str(port))
     _one_line_error(proc, 1, f"cannot listen on 127.0.0.1:{port}")
     assert not (tmp_path / "w" / "model").exists()  # nothing was built
+
+
+def test_serve_on_a_damaged_write_database_is_one_line(built: Built, tmp_path: Path) -> None:
+    db = tmp_path / "writes.sqlite3"
+    db.write_bytes(b"this is not an SQLite database, just bytes" * 100)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--model", str(built.model), "--index", str(built.index)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CMAR_WRITES_DB": str(db), "CMAR_PORT": "0"},
+    )
+    _one_line_error(proc, 1, "writes.sqlite3: cannot open the write database")
+    assert db.read_bytes().startswith(b"this is not")  # left as it was
