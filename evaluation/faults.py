@@ -57,11 +57,16 @@ def _bodies(model_index: Path, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _fill(db: Path, bodies: list[dict[str, Any]]) -> None:
-    store = WriteStore(db)
+    """A write database holding `bodies` as artists w0, w1, ... (made under another name, then renamed)."""
+    partial = db.with_name(db.name + ".partial")
+    for stale in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+        stale.unlink(missing_ok=True)
+    store = WriteStore(partial)
     store._db.execute("PRAGMA synchronous=OFF")  # filling the fixture only; the server writes with FULL
     for i, body in enumerate(bodies):
         store.put(f"w{i}", body)
     store.close()
+    partial.rename(db)
 
 
 def check_replay(work: Path, model: Path, index: Path, sizes: list[int]) -> list[dict[str, Any]]:
