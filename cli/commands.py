@@ -188,11 +188,10 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
     from core.logs import use_safe_text_logs
     from core.store import WriteStore
     from service.app import create_app
-    from service.artifacts import Artifacts
     from service.observe import use_json_logs
     from service.server import uvicorn_options
     from service.settings import load_settings, writes_db
-    from service.writes import resume_swap
+    from service.writes import load_served
 
     overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -200,18 +199,19 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
         use_json_logs()
     else:
         use_safe_text_logs()
-    artifacts = Artifacts.load(resume_swap(settings))  # refuse to start, with one line, if anything does not verify
+    artifacts = load_served(settings)  # refuse to start, with one line, if nothing verifies
     store = WriteStore(writes_db(settings))  # likewise for a write database that cannot be opened
     bound = _free_port(settings.host, settings.port)
     log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
+    app = create_app(settings, artifacts, store)
     uvicorn.run(
-        create_app(settings, artifacts, store),
+        app,
         host=settings.host,
         port=bound,
         log_level=settings.log_level,
         access_log=False,  # the app logs requests itself, with their ids (CMAR_ACCESS_LOG)
         log_config=None,  # uvicorn's loggers go to ours (JSON or text)
-        **uvicorn_options(settings),  # header size and time, connection cap
+        **uvicorn_options(settings, app),  # header size and time, body time, connection cap
     )
 
 

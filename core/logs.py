@@ -26,7 +26,9 @@ class SafeTextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         safe = copy.copy(record)
-        safe.msg = escape_controls(record.getMessage())
+        message = escape_controls(record.getMessage())
+        rid = getattr(record, "request_id", "-")  # stamped by the service on records made during a request
+        safe.msg = message if rid in ("-", None) else f"{message} [request_id={rid}]"
         safe.args = None
         return super().format(safe)
 

@@ -120,12 +120,12 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
     path = folder / MANIFEST_FILE
     if not folder.is_dir():
         raise CmarError(f"{folder}: no such folder")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CmarError(f"{path}: missing; expected the manifest of a cmar {cls.model_fields['kind'].default} folder")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CmarError(f"{path}: not valid JSON ({exc})") from None
+    try:  # never through a symbolic link, and nothing of a file's content echoed if it is not JSON
+        raw = json.loads(read_file(folder, MANIFEST_FILE))
+    except (ValueError, RecursionError):
+        raise CmarError(f"{path}: not valid JSON") from None
     if not isinstance(raw, dict):
         raise CmarError(f"{path}: expected a JSON object")
     found_schema = raw.get("schema_version")
@@ -158,16 +158,18 @@ def read_file(folder: Path, name: str) -> bytes:
     path = Path(folder) / name
     if not _plain_name(name):
         raise CmarError(f"{folder}: {name!r} is not a file name inside the folder")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    if path.is_symlink():
+        raise CmarError(f"{path}: a symbolic link; artifact files must be regular files in the folder")
+    try:  # O_NONBLOCK: opening a FIFO or a device must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise CmarError(f"{path}: missing; the manifest lists it") from None
     except OSError as exc:
-        hint = "a symbolic link; artifact files must be regular files" if path.is_symlink() else exc.strerror
-        raise CmarError(f"{path}: cannot read ({hint})") from None
+        raise CmarError(f"{path}: cannot read ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise CmarError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
         return handle.read()
 
 
@@ -181,12 +183,10 @@ def read_files(folder: Path, manifest: _Manifest, verify: bool = True) -> dict[s
     for name, entry in manifest.files.items():
         data = read_file(folder, name)
         path = Path(folder) / name
-        if len(data) != entry.bytes:
-            raise CmarError(f"{path}: expected {entry.bytes} bytes, found {len(data)} (truncated or replaced?)")
-        if verify:
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != entry.sha256:
-                raise CmarError(f"{path}: expected sha256 {entry.sha256[:16]}…, found {digest[:16]}…")
+        if len(data) != entry.bytes:  # what was found is not echoed: the file may be a link to anything
+            raise CmarError(f"{path}: not the {entry.bytes} bytes the manifest records (truncated or replaced?)")
+        if verify and hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise CmarError(f"{path}: its sha256 is not the {entry.sha256[:16]}… the manifest records (changed?)")
         out[name] = data
     return out
 
@@ -197,9 +197,7 @@ def verify_files(folder: Path, manifest: _Manifest) -> None:
         path = Path(folder) / name
         if path.is_symlink() or not path.is_file():
             raise CmarError(f"{path}: missing or not a regular file; the manifest lists it")
-        size = path.stat().st_size
-        if size != entry.bytes:
-            raise CmarError(f"{path}: expected {entry.bytes} bytes, found {size} (truncated or replaced?)")
-        digest = sha256_file(path)
-        if digest != entry.sha256:
-            raise CmarError(f"{path}: expected sha256 {entry.sha256[:16]}…, found {digest[:16]}…")
+        if path.stat().st_size != entry.bytes:
+            raise CmarError(f"{path}: not the {entry.bytes} bytes the manifest records (truncated or replaced?)")
+        if sha256_file(path) != entry.sha256:
+            raise CmarError(f"{path}: its sha256 is not the {entry.sha256[:16]}… the manifest records (changed?)")

@@ -40,7 +40,8 @@ def artist_id_problem(artist_id: str) -> str | None:
     """Why `artist_id` cannot be an artist id, or None if it can.
 
     An id is 1 to 256 characters of valid Unicode without "/" (ids are one URL path segment:
-    `/artists/{id}`, percent-encoded), without control characters, and not "." or "..". Every
+    `/artists/{id}`, percent-encoded), without control characters or line breaks, without
+    white space at either end, and not "." or "..". Every
     door refuses other ids with this message: catalogue validation, `cmar catalog from-raw`,
     `PUT /artists/{id}` and `cmar catalog add-writes`.
     """
@@ -52,8 +53,10 @@ def artist_id_problem(artist_id: str) -> str | None:
         return "an artist id must be valid Unicode text (found a lone surrogate)"
     if "/" in artist_id:
         return f"artist id {artist_id!r} contains '/'; ids are one URL path segment, so '/' is not allowed"
-    if any(unicodedata.category(c) == "Cc" for c in artist_id):
-        return f"artist id {artist_id!r} contains a control character (tab, newline, ...)"
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in artist_id):
+        return f"artist id {artist_id!r} contains a control character or line break (tab, newline, U+2028, ...)"
+    if artist_id != artist_id.strip():
+        return f"artist id {artist_id!r} starts or ends with white space"
     if artist_id in (".", ".."):
         return f"artist id {artist_id!r} is a relative path segment, which URLs cannot address"
     return None

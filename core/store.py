@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CmarError
+from core.names import artist_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,18 @@ def _parse(rowid: int, artist_id: object, seq: object, body: object) -> Write | 
     name = artist_id if isinstance(artist_id, str) else repr(artist_id)
     if not isinstance(artist_id, str) or not artist_id:
         return Damaged(rowid, name, "artist_id is not a string")
+    problem = artist_id_problem(artist_id)
+    if problem is not None:
+        return Damaged(rowid, name, problem)
     if not isinstance(seq, int) or isinstance(seq, bool):
         return Damaged(rowid, name, f"seq {seq!r} is not an integer")
     if body is None:
         return Write(artist_id, seq, None)
     try:
         parsed = json.loads(body) if isinstance(body, str | bytes) else None
-    except ValueError as exc:
-        return Damaged(rowid, name, f"body is not valid JSON ({exc})")
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return Damaged(rowid, name, f"body is not valid JSON ({reason})")
     if not isinstance(parsed, dict):
         return Damaged(rowid, name, "body is not a JSON object")
     return Write(artist_id, seq, parsed)
@@ -132,6 +137,7 @@ class WriteStore:
                 raise CmarError(f"{self.path}: cannot initialise the write database ({exc})") from None
             self.problem = f"the write database {self.path} cannot be written ({exc}); writes are refused"
             self._fatal = True
+            log.warning("%s", self.problem)
         self._files = {p: _identity(p) for p in (self.path, Path(f"{self.path}-wal"))}
 
     def _check_files(self) -> None:
@@ -143,6 +149,7 @@ class WriteStore:
                     "writes are refused until a restart (writes acknowledged before are in the file it opened)"
                 )
                 self._fatal = True
+                log.error("%s", self.problem)
                 raise WritesUnavailable(self.problem)
 
     def put(self, artist_id: str, body: dict[str, Any]) -> int:
@@ -172,6 +179,7 @@ class WriteStore:
                     with contextlib.suppress(sqlite3.Error):
                         self._db.execute("ROLLBACK")
                 self.problem = f"the write database {self.path} cannot store writes ({exc})"
+                log.error("write of %r not stored: %s", artist_id, self.problem)
                 raise WritesUnavailable(self.problem) from None
             self._check_files()  # committed into a file start-up will not read: not acknowledged
             self.problem = None

@@ -32,7 +32,7 @@ from service.schemas import (
     SimilarResponse,
 )
 from service.settings import MAX_K, Settings, get_settings, writes_db
-from service.writes import Live, replay, resume_swap
+from service.writes import Live, load_served, replay
 from service.writes import router as writes_router
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,28 @@ log = logging.getLogger(__name__)
 
 def _error(error: Any) -> dict[str, Any]:
     msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    if tuple(error.get("loc", ())) == ("body",) and error.get("type") == "missing":
+    # Only the client's field names: pydantic adds the union member it tried ("list[str]", "function-after[...]").
+    loc = [p for p in error.get("loc", ()) if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    if loc == ["body"] and error.get("type") == "missing":
         msg = "a JSON body is required: an object with any of the modalities and k"
-    return {"loc": list(error.get("loc", ())), "msg": msg, "type": error.get("type", "value_error")}
+    return {"loc": loc, "msg": msg, "type": error.get("type", "value_error")}
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """FastAPI's errors with clean locations, and only the most specific of each field.
+
+    A value that fits no form of a union (tag names, tag weights, tag vectors) fails every
+    form; the error that reached deepest into the value says what is wrong, so the shallower
+    ones about the same field are dropped (`{"tag": {"rock": 1e-9}}` gives one error, about the weight).
+    """
+    cleaned = [_error(e) for e in errors]
+    deepest = [
+        e
+        for e in cleaned
+        if not any(len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"] for o in cleaned)
+    ]
+    unique = {(tuple(e["loc"]), e["msg"]): e for e in deepest}
+    return list(unique.values())
 
 
 async def get_artifacts(request: Request) -> Artifacts:
@@ -73,7 +92,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = artifacts or Artifacts.load(resume_swap(settings))
+        loaded = artifacts or load_served(settings)
         writes = store or WriteStore(writes_db(settings))
         _, skipped = replay(loaded, writes)
         app.state.live = Live(writes, threading.Lock(), skipped)
@@ -104,7 +123,7 @@ def create_app(
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default handler echoes the input back, which fails to serialise NaN or
         # infinity (a 500); report where and what was expected, without the input.
-        return JSONResponse(status_code=422, content={"detail": [_error(e) for e in exc.errors()]})
+        return JSONResponse(status_code=422, content={"detail": validation_errors(list(exc.errors()))})
 
     @app.get("/artists/{artist_id}/similar", response_model=SimilarResponse, tags=["similar"])
     async def similar(

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -132,6 +133,11 @@ class Metrics:
         self.artists.set_function(lambda: len(artifacts))
 
 
+def new_request_id() -> str:
+    """A fresh request id: this process's prefix and a counter."""
+    return f"{_PREFIX}-{next(_counter)}"
+
+
 def loaded(scope: Scope) -> Artifacts | None:
     """The artifacts the app serves at this moment (None before the lifespan loaded them)."""
     app = scope.get("app")  # set by Starlette before the middleware stack runs
@@ -139,6 +145,26 @@ def loaded(scope: Scope) -> Artifacts | None:
 
 
 _INTERNAL = b'{"detail":"internal error; see the server log for this request id"}'
+_BAD_PATH = b'{"detail":"the URL path is not valid UTF-8 once percent-decoded"}'
+
+
+def _bad_path(scope: Scope) -> bool:
+    """True if the raw path's percent-escapes do not decode to UTF-8 (servers would turn them into U+FFFD,
+    making different ids one)."""
+    raw: bytes = scope.get("raw_path") or b""
+    if b"%" not in raw:
+        return False
+    try:
+        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]], head: bool) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 class Observe:
@@ -164,7 +190,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), b"")
-        rid = given.decode() if _VALID_ID.match(given) else f"{_PREFIX}-{next(_counter)}"
+        rid = given.decode() if _VALID_ID.match(given) else new_request_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
@@ -187,14 +213,16 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapped)
+            if _bad_path(scope):
+                status = 400
+                await _answer(send, 400, _BAD_PATH, extra, head)
+            else:
+                await self.app(scope, receive, send_wrapped)
         except Exception:
             log.exception("unexpected error on %s %s", method, escape_controls(scope["path"]))
             status = 500
             if not responded:
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_INTERNAL)).encode())]
-                await send({"type": "http.response.start", "status": 500, "headers": [*headers, *extra]})
-                await send({"type": "http.response.body", "body": b"" if head else _INTERNAL})
+                await _answer(send, 500, _INTERNAL, extra, head)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"

@@ -35,10 +35,10 @@ def query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray
             vectors[name] = _finite(loc, value, dim)
             continue
         if isinstance(value, dict) or isinstance(value[0], str):
-            weighted = _canonical(loc, value)
+            weighted, given = _canonical(loc, value)
             vocab = model.vocabularies[name]
             rows = {t: vocab.index[t] for t in weighted if t in vocab.index}
-            unknown_tags = [t for t in weighted if t not in vocab.index]
+            unknown_tags = [given[t] for t in weighted if t not in vocab.index]  # as the client wrote them
             if not rows:
                 raise unprocessable(loc, f"none of the {len(weighted)} tag name(s) is in the model's vocabulary")
             # Heaviest first, ties by vocabulary row: the order the catalogue's tables use
@@ -52,8 +52,9 @@ def query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray
     return vectors, sets, unknown_tags
 
 
-def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> dict[str, float]:
-    """Tag names in canonical form (`core.names.normalize_tag`) with their weights (1 for a list).
+def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+    """Tag names in canonical form (`core.names.normalize_tag`) with their weights (1 for a list),
+    and each canonical name's spelling as given.
 
     A name repeated in a list counts once; two names of an object that are one tag after
     normalising (e.g. "Rock" and "rock") are a 422, since their weights would be ambiguous.
@@ -71,7 +72,7 @@ def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> dic
             )
         weighted[tag] = float(weight)
         given.setdefault(tag, raw)
-    return weighted
+    return weighted, given
 
 
 def _finite(loc: list[str | int], value: list[float], dim: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
 from core.names import MIN_TAG_WEIGHT, has_surrogates
@@ -20,10 +20,12 @@ def _unicode_text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_unicode_text)]  # every string a client sends: no lone surrogate, no NUL
-Vector = list[FiniteFloat]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # a JSON number: not true, not "1"
+Vector = list[Number]
 Weight = Annotated[
     float,
     Field(
+        strict=True,
         ge=MIN_TAG_WEIGHT,
         allow_inf_nan=False,
         description=f"a count, e.g. how many listeners used the tag; >= {MIN_TAG_WEIGHT:g}",

@@ -1,16 +1,20 @@
 """Running the app under uvicorn with the limits an exposed server needs.
 
 uvicorn's httptools protocol bounds neither the size of a request's headers nor the time a
-client may take to send them, and accepts every connection. `limited_protocol` returns a
-subclass that:
+client may take to send them or its body, and accepts every connection. `limited_protocol`
+returns a subclass that:
 - answers 431 and closes when a request's line and headers pass `max_header_bytes` bytes or
   `max_headers` fields (a client streaming endless headers costs at most that much memory);
-- closes a connection whose request headers are not complete within `header_timeout` seconds
-  of its first byte, or of the connection opening (slow clients cannot hold sockets forever);
+  only the bytes up to the blank line that ends the headers count, never the body;
+- answers 408 and closes a connection whose request headers are not complete within
+  `header_timeout` seconds of its first byte (or of the connection opening), or whose body
+  is not complete within `body_timeout` seconds of its headers;
 - keeps at most `max_connections` open: a new connection past the cap closes the one that has
   waited longest for a request's headers (idle or trickling), or, when every other one is
   mid-request, is itself answered 503 and closed; slow clients cannot lock new ones out, and
   the process keeps file descriptors for the clients it serves.
+Its own answers (these, and httptools' 400 for a malformed request) carry an `X-Request-ID`
+and the served versions, like the app's.
 """
 
 from __future__ import annotations
@@ -18,37 +22,53 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.observe import new_request_id
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 FD_RESERVE = 64  # file descriptors kept for the model, the index, the database and logs
+_END = b"\r\n\r\n"
+
+
+def _no_headers() -> list[tuple[bytes, bytes]]:
+    return []
 
 
 class _LimitedHttpTools(HttpToolsProtocol):
-    """httptools' protocol with header size, header count, header time and connection limits."""
+    """httptools' protocol with header size, header count, header and body time, and connection limits."""
 
     max_header_bytes = 65_536
     max_headers = 100
     header_timeout = 10.0
+    body_timeout = 30.0
     max_connections = 1000
+    version_headers: Callable[[], list[tuple[bytes, bytes]]] = staticmethod(_no_headers)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head seen so far (to find a blank line split across reads)
         self._in_head = True
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._too_many_headers = False
         self._waiting_since = self.loop.time()  # since when it has been waiting for a request's headers
         if len(self.connections) > self.max_connections and not self._evict_slowest():
             self._refuse(503, f"the server has {self.max_connections} open connections (CMAR_MAX_CONNECTIONS)")
             return
-        self._start_head_timer()
+        self._start_timer(self.header_timeout, "request headers not received", "CMAR_HEADER_TIMEOUT")
 
     def _evict_slowest(self) -> bool:
         """Make room by closing the connection that has waited longest for a request's headers.
@@ -73,35 +93,59 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self.connections.discard(slowest)
         return True
 
-    def _start_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+    def _start_timer(self, seconds: float, what: str, setting: str) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(seconds, self._timed_out, f"{what} within {seconds:g} s ({setting})")
 
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
-            self._refuse(408, f"request headers not received within {self.header_timeout:g} s (CMAR_HEADER_TIMEOUT)")
+    def _timed_out(self, message: str) -> None:
+        self._timer = None
+        responding = self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started
+        if not self.transport.is_closing():
+            if responding:  # the answer is under way: it cannot be replaced by a 408
+                self.transport.close()
+            else:
+                self._refuse(408, message)
 
     def _refuse(self, status: int, message: str) -> None:
-        body = f'{{"detail": "{message}"}}'.encode()
-        head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
-        head += b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-        self._stop_head_timer()
+        """Answer `status` with a JSON detail and the usual headers, and close the connection."""
+        body = orjson.dumps({"detail": message})
+        head = [
+            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n" % len(body),
+        ]
+        for name, value in [*self.version_headers(), (b"x-request-id", new_request_id().encode())]:
+            head.append(name + b": " + value + b"\r\n")
+        self._stop_timer()
         if not self.transport.is_closing():
-            self.transport.write(head + body)
+            self.transport.write(b"".join([*head, b"\r\n", body]))
             self.transport.close()
+        if status in (408, 431):
+            log.warning("connection from %s refused with %d: %s", self.client, status, message)
+
+    def send_400_response(self, msg: str) -> None:  # httptools could not parse the request
+        self._refuse(400, f"{msg} (malformed HTTP)")
+
+    def _head_bytes_in(self, data: bytes) -> int:
+        """How many bytes of `data` belong to the current request's line and headers."""
+        joined = self._tail + data
+        end = joined.find(_END)
+        if end < 0:
+            self._tail = joined[-3:]
+            return len(data)
+        self._tail = b""
+        return max(0, end + len(_END) - (len(joined) - len(data)))
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
         if self._in_head:
-            self._start_head_timer()
-            self._head_bytes += len(data)
+            self._start_timer(self.header_timeout, "request headers not received", "CMAR_HEADER_TIMEOUT")
+            self._head_bytes += self._head_bytes_in(data)
             if self._head_bytes > self.max_header_bytes:
                 self._refuse(431, f"request headers over {self.max_header_bytes} bytes (CMAR_MAX_HEADER_BYTES)")
                 return
@@ -113,7 +157,6 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._waiting_since = self.loop.time()
         self._in_head = True
         self._head_bytes = 0
-        self._start_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= self.max_headers:
@@ -123,13 +166,16 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._stop_head_timer()
+        self._tail = b""
+        self._stop_timer()
         if self._too_many_headers:
             self._refuse(431, f"more than {self.max_headers} header fields (CMAR_MAX_HEADERS)")
             return
+        self._start_timer(self.body_timeout, "request body not received", "CMAR_BODY_TIMEOUT")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._stop_timer()
         if self._too_many_headers:
             return  # refused: no request cycle was started
         super().on_message_complete()
@@ -138,12 +184,17 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._waiting_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        self._stop_timer()
         super().connection_lost(exc)
 
 
-def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
-    """The httptools protocol class with the limits of `settings` (see the module docstring)."""
+def limited_protocol(
+    settings: Settings, version_headers: Callable[[], list[tuple[bytes, bytes]]] | None = None
+) -> type[HttpToolsProtocol]:
+    """The httptools protocol class with the limits of `settings` (see the module docstring).
+
+    `version_headers` gives the headers naming the served versions, for the protocol's own answers.
+    """
     return type(
         "LimitedHttpTools",
         (_LimitedHttpTools,),
@@ -151,7 +202,9 @@ def limited_protocol(settings: Settings) -> type[HttpToolsProtocol]:
             "max_header_bytes": settings.max_header_bytes,
             "max_headers": settings.max_headers,
             "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
             "max_connections": settings.max_connections,
+            "version_headers": staticmethod(version_headers or _no_headers),
         },
     )
 
@@ -172,11 +225,21 @@ def raise_fd_limit(max_connections: int) -> int:
             pass
     allowed = max_connections if soft == resource.RLIM_INFINITY else min(max_connections, soft - FD_RESERVE)
     if allowed < max_connections:
-        log.warning("open-file limit %d allows %d connections, not %d (CMAR_MAX_CONNECTIONS)", soft, allowed, wanted)
+        log.warning(
+            "the open-file limit %d allows %d connections, not %d (CMAR_MAX_CONNECTIONS)",
+            soft,
+            allowed,
+            max_connections,
+        )
     return max(1, allowed)
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn.run keyword arguments for the limits in `settings`."""
+def uvicorn_options(settings: Settings, app: Any = None) -> dict[str, Any]:
+    """uvicorn.run keyword arguments for the limits in `settings`; `app`'s served versions on refusals."""
+
+    def versions() -> list[tuple[bytes, bytes]]:
+        artifacts = getattr(getattr(app, "state", None), "artifacts", None)
+        return list(artifacts.version_headers) if artifacts is not None else []
+
     limited = settings.model_copy(update={"max_connections": raise_fd_limit(settings.max_connections)})
-    return {"http": limited_protocol(limited), "timeout_keep_alive": 5}
+    return {"http": limited_protocol(limited, versions), "timeout_keep_alive": 5}

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     header_timeout: float = Field(
         10.0, gt=0, description="seconds a client has to send a request's headers (the connection is closed after)"
     )
+    body_timeout: float = Field(
+        30.0, gt=0, description="seconds a client has to send a request's body after its headers (then 408, closed)"
+    )
     max_connections: int = Field(
         1000, ge=1, description="open connections served at once; above it new ones get a 503 and are closed"
     )

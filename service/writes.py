@@ -81,8 +81,8 @@ def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
 _NOT_APPLICABLE = (HTTPException, ValueError, CmarError, ValidationError)
 
 
-def replay_writes(artifacts: Artifacts, writes: list[Write]) -> int:
-    """Lay stored writes (one per artist) over freshly loaded artifacts in one snapshot; return how many applied.
+def replay_writes(artifacts: Artifacts, writes: list[Write]) -> tuple[int, int]:
+    """Lay stored writes (one per artist) over freshly loaded artifacts in one snapshot: (applied, not applied).
 
     Linear in the number of writes: each is checked and encoded once, then one overlay is
     made (`Artifacts.put_many`). A write the model cannot take (a modality it lacks, a
@@ -90,6 +90,7 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> int:
     """
     puts: list[tuple[str, str, list[str], np.ndarray]] = []
     deletes: list[str] = []
+    skipped = 0
     for write in writes:
         if write.body is None:
             deletes.append(write.artist_id)
@@ -101,33 +102,37 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> int:
             log.warning(
                 "stored write of %r not applied to model %s: %s", write.artist_id, artifacts.model.version, detail
             )
+            skipped += 1
             continue
         puts.append((write.artist_id, p.name, p.modalities, p.vector))
     artifacts.delete_many(deletes)
     artifacts.put_many(puts)
-    return len(puts) + len(deletes)
+    return len(puts) + len(deletes), skipped
 
 
 def replay(artifacts: Artifacts, store: WriteStore) -> tuple[int, int]:
-    """Apply every stored write to freshly loaded artifacts: (writes applied, damaged rows skipped).
+    """Apply every stored write to freshly loaded artifacts: (writes applied, rows skipped).
 
-    A damaged row (malformed JSON, a non-integer sequence number) is skipped with a warning
-    naming the database, the row and the artist; the others are served.
+    A damaged row (malformed JSON, a non-integer sequence number, an id the API cannot
+    address) and a write the model cannot take are skipped with a warning naming the
+    database (or model), the row and the artist; the others are served.
     """
     started = time.perf_counter()
     writes, damaged = store.load()
     for bad in damaged:
         log.warning("%s: stored row %d (artist %r) skipped: %s", store.path, bad.rowid, bad.artist_id, bad.reason)
-    applied = replay_writes(artifacts, writes)
-    if applied or damaged:
-        log.info(
-            "replayed %d stored write(s) into index %s in %.2f s (%d damaged row(s) skipped)",
+    applied, not_applied = replay_writes(artifacts, writes)
+    skipped = len(damaged) + not_applied
+    if applied or skipped:
+        log.log(
+            logging.WARNING if skipped else logging.INFO,
+            "replayed %d stored write(s) into index %s in %.2f s; %d skipped (damaged or not for this model)",
             applied,
             artifacts.index.version,
             time.perf_counter() - started,
-            len(damaged),
+            skipped,
         )
-    return applied, len(damaged)
+    return applied, skipped
 
 
 def _live(request: Request) -> Live:
@@ -258,6 +263,26 @@ def resume_swap(settings: Settings) -> Settings:
     return settings.model_copy(update={"model_dir": model_dir, "index_dir": index_dir})
 
 
+def load_served(settings: Settings) -> Artifacts:
+    """The artifacts to serve at start-up: the last swap's (`resume_swap`) if they still load, else the configured.
+
+    Raises CmarError (one line) when the configured folders do not load either.
+    """
+    resumed = resume_swap(settings)
+    if resumed is settings:
+        return Artifacts.load(settings)
+    try:
+        return Artifacts.load(resumed)
+    except CmarError as exc:
+        log.error(
+            "the last swap's folders do not load (%s); serving the configured %s + %s",
+            exc,
+            settings.model_dir,
+            settings.index_dir,
+        )
+        return Artifacts.load(settings)
+
+
 def _record_swap(settings: Settings, model_dir: Path, index_dir: Path, fresh: Artifacts) -> None:
     path = served_file(settings)
     record = {
@@ -311,7 +336,11 @@ async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
             raise refuse(f"the folders could not be loaded ({type(exc).__name__})") from None
         writes, _ = live.store.load()
         seen = max((w.seq for w in writes), default=0)
-        replayed = replay_writes(fresh, writes)  # outside the lock: the slow part
+        try:
+            replayed, _ = replay_writes(fresh, writes)  # outside the lock: the slow part
+        except Exception as exc:  # a row no check foresaw must refuse the swap, not fail the request
+            log.exception("swap: replaying the stored writes into %s + %s failed", model_dir, index_dir)
+            raise refuse(f"the stored writes could not be replayed into them ({type(exc).__name__})") from None
         with live.lock:
             for write in live.store.writes_since(seen):  # stored while the replay ran
                 try:

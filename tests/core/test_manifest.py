@@ -37,14 +37,14 @@ def test_round_trip_records_hashes_and_a_content_version(tmp_path: Path) -> None
 def test_changed_file_is_refused_naming_expected_and_found(tmp_path: Path) -> None:
     _model_folder(tmp_path)
     (tmp_path / "audio.onnx").write_bytes(b"fake model bytez")  # same size, other content
-    with pytest.raises(CmarError, match=r"expected sha256 .* found"):
+    with pytest.raises(CmarError, match=r"its sha256 is not the .* the manifest records"):
         read_manifest(tmp_path, ModelManifest)
 
 
 def test_truncated_file_is_refused(tmp_path: Path) -> None:
     _model_folder(tmp_path)
     (tmp_path / "audio.onnx").write_bytes(b"fake")
-    with pytest.raises(CmarError, match="expected 16 bytes, found 4"):
+    with pytest.raises(CmarError, match="not the 16 bytes the manifest records"):
         read_manifest(tmp_path, ModelManifest)
 
 

@@ -16,6 +16,7 @@ LIMITS = {
     "CMAR_MAX_HEADERS": "20",
     "CMAR_HEADER_TIMEOUT": "1",
     "CMAR_MAX_CONNECTIONS": "16",
+    "CMAR_BODY_TIMEOUT": "1",
     "CMAR_LOG_FORMAT": "text",
 }
 
@@ -126,3 +127,43 @@ def test_a_restart_on_the_same_port_after_a_connected_stop(built: Built, tmp_pat
     sock.close()
     with server.start(built.model, built.index, tmp_path / "b.log", env, port=port) as second:
         assert server.get_json(second.port, "/healthz") == {"status": "ok"}
+
+
+def test_a_large_body_sent_with_its_headers_is_not_counted_as_headers(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    filler = ", ".join(f'"{"z" * 90}{i}"' for i in range(900))
+    body = ('{"tag": [' + filler + '], "k": 3}').encode()  # about 90 kB, more than the 8 kB header limit
+    head = b"POST /similar HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    with _connect(running.port) as sock:
+        sock.sendall(head + b"content-length: %d\r\n\r\n" % len(body) + body)  # one write
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 422"), answer[:200]  # none of the tags is known: the app answered
+
+
+def test_pipelined_requests_in_one_write_are_all_answered(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    one = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: " + b"p" * 900 + b"\r\n\r\n"
+    with _connect(running.port) as sock:
+        sock.sendall(one * 30 + b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        answer = _answer(sock)
+    assert answer.count(b"HTTP/1.1 200") == 31, answer.count(b"HTTP/1.1 200")
+
+
+def test_the_servers_own_refusals_carry_ids_and_versions(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        sock.sendall(b"BREW /healthz HTCPCP/1.0\r\n\r\n")
+        answer = _answer(sock).lower()
+    assert answer.startswith(b"http/1.1 400")
+    assert b"x-request-id: " in answer and b"x-model-version: " in answer and b"x-index-version: " in answer
+
+
+def test_a_slow_body_is_timed_out(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        sock.sendall(
+            b"POST /similar HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4, answer[:100]

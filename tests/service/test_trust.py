@@ -4,6 +4,7 @@ test_limits.py)."""
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -217,7 +218,7 @@ def test_a_full_disk_is_a_503_and_the_write_is_not_served(built: Built, tmp_path
 
 
 def test_a_read_only_database_starts_ready_without_writes(
-    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "ro.sqlite3"
     with TestClient(create_app(_settings(built, db))) as client:
@@ -233,7 +234,8 @@ def test_a_read_only_database_starts_ready_without_writes(
         return con
 
     monkeypatch.setattr(store.sqlite3, "connect", read_only)
-    with TestClient(create_app(_settings(built, db))) as client:
+    with caplog.at_level(logging.WARNING), TestClient(create_app(_settings(built, db))) as client:
+        assert any("cannot be written" in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
         assert client.get("/artists/kept").status_code == 200  # the stored write is served
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready" and ready["writes_available"] is False
@@ -357,3 +359,97 @@ def test_cache_is_keyed_on_validated_parameters(client: TestClient, built: Built
     assert set(artifacts.overlay.cache.bodies) == {(artist, 10)}
     assert artifacts.overlay.cache.held < 10_000
     np.testing.assert_equal(len(artifacts.overlay.cache.bodies), 1)
+
+
+# The second review's cases.
+
+
+def test_a_manifest_that_is_a_link_or_a_fifo_is_refused_at_once_without_echoing(
+    client: TestClient, built: Built, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"schema_version": "SECRET-VALUE-42", "kind": "index"}')
+    linked = tmp_path / "linked"
+    shutil.copytree(built.index, linked)
+    (linked / "manifest.json").unlink()
+    (linked / "manifest.json").symlink_to(secret)
+    r = client.post("/admin/swap", json={"index_dir": str(linked)}, headers=AUTH)
+    assert r.status_code == 409 and "symbolic link" in r.json()["detail"] and "SECRET" not in r.text
+    fifo = tmp_path / "fifo"
+    shutil.copytree(built.index, fifo)
+    os.mkfifo(fifo / "pipe")
+    manifest = json.loads((fifo / "manifest.json").read_text())
+    manifest["files"]["pipe"] = {"sha256": "0" * 64, "bytes": 1}
+    (fifo / "manifest.json").write_text(json.dumps(manifest))
+    r = client.post("/admin/swap", json={"index_dir": str(fifo)}, headers=AUTH)  # must not block
+    assert r.status_code == 409 and "not a regular file" in r.json()["detail"]
+    garbage = tmp_path / "garbage"
+    shutil.copytree(built.index, garbage)
+    (garbage / "manifest.json").write_bytes(b"\xff\xfe secret bytes")
+    r = client.post("/admin/swap", json={"index_dir": str(garbage)}, headers=AUTH)
+    assert r.status_code == 409 and r.json()["detail"].endswith("manifest.json: not valid JSON")
+
+
+def test_rows_that_break_the_json_parser_or_the_id_rule_are_skipped(
+    built: Built, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "writes.sqlite3"
+    with TestClient(create_app(_settings(built, db))) as client:
+        assert client.put("/artists/fine", json={"name": "F", "tag": _tags(built)[:2]}, headers=AUTH).status_code == 201
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO artists VALUES ('deep', 50, ?, 0)", ("[" * 200_000 + "]" * 200_000,))
+    con.execute("INSERT INTO artists VALUES ('a/b', 51, ?, 0)", (json.dumps({"name": "x", "tag": _tags(built)[:2]}),))
+    con.execute("INSERT INTO artists VALUES ('nan', 52, ?, 0)", ('{"name": "n", "cf": [NaN]}',))
+    con.commit()
+    con.close()
+    with caplog.at_level(logging.WARNING), TestClient(create_app(_settings(built, db))) as client:
+        assert client.get("/artists/fine").status_code == 200
+        assert client.get("/readyz").json()["skipped_writes"] == 3
+        other = tmp_path / "other"
+        shutil.copytree(built.index, other)
+        assert client.post("/admin/swap", json={"index_dir": str(other)}, headers=AUTH).status_code == 200
+    assert any("'deep'" in r.getMessage() and "nested too deeply" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/artists/%ED%A0%80", "/artists/%FF", "/artists/%C0%C1/similar"])
+def test_paths_that_are_not_utf8_are_400_not_merged_into_one_id(client: TestClient, path: str) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        r = client.request(method, path, json={"name": "X", "tag": ["a"]}, headers=AUTH)
+        assert r.status_code == 400 and "UTF-8" in r.json()["detail"] and r.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("bad", ["%20", "x%20", "%E2%80%A8x"])
+def test_ids_with_white_space_at_the_ends_or_line_breaks_are_refused(client: TestClient, bad: str) -> None:
+    r = client.put(f"/artists/{bad}", json={"name": "X", "cf": [0.0]}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "artist_id"], r.text
+
+
+def test_a_swap_whose_folders_are_gone_restarts_on_the_configured_ones(
+    built: Built, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = tmp_path / "gone"
+    shutil.copytree(built.index, other)
+    db = tmp_path / "writes.sqlite3"
+    with TestClient(create_app(_settings(built, db))) as client:
+        assert client.post("/admin/swap", json={"index_dir": str(other)}, headers=AUTH).status_code == 200
+    shutil.rmtree(other)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(_settings(built, db))) as client:
+        assert client.get("/readyz").status_code == 200
+    assert any("do not load" in r.getMessage() and "serving the configured" in r.getMessage() for r in caplog.records)
+
+
+def test_one_clear_error_per_bad_weight_and_no_coercion(client: TestClient, built: Built) -> None:
+    tag = _tags(built)[0]
+    r = client.post("/similar", json={"tag": {tag: 1e-9}})
+    assert r.status_code == 422 and len(r.json()["detail"]) == 1
+    assert r.json()["detail"][0]["loc"] == ["body", "tag", tag] and "0.000001" in r.json()["detail"][0]["msg"]
+    for weight in (True, "1"):
+        assert client.post("/similar", json={"tag": {tag: weight}}).status_code == 422
+    r = client.post("/similar", json={"tag": [tag, "Straße-Unknown"]})
+    assert r.json()["unknown_tags"] == ["Straße-Unknown"]  # as the client wrote it
+
+
+def test_text_log_lines_name_the_request() -> None:
+    record = logging.LogRecord("cmar", logging.WARNING, "", 0, "something", None, None)
+    record.request_id = "abc-1"
+    assert SafeTextFormatter().format(record).endswith("something [request_id=abc-1]")
