@@ -224,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     """The main job."""
-    from cli.pipeline import Workdir, artifacts_ready, build_artifacts
+    from pipeline.workdir import Workdir, artifacts_ready, build_artifacts
 
     work = Workdir(args.workdir)
     work.claim(args.overwrite)
@@ -297,7 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     import shlex
     import sys
 
-    from evaluation.bench.run import BenchConfig, run_bench
+    from bench.run import BenchConfig, run_bench
 
     if args.duration <= 0 or any(c < 1 for c in args.concurrency):
         raise CmarError("--duration must be > 0 and every --concurrency >= 1")
@@ -326,7 +326,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def cmd_check_schema(args: argparse.Namespace) -> None:
     """Fuzz the live API from its OpenAPI schema."""
-    from evaluation.checks import check_schema
+    from bench.checks import check_schema
 
     if args.examples < 1:
         raise CmarError("--examples must be >= 1")
@@ -337,7 +337,7 @@ def cmd_check_schema(args: argparse.Namespace) -> None:
 
 def cmd_check_load(args: argparse.Namespace) -> None:
     """Load the live API while writing artists and swapping the model."""
-    from evaluation.checks import check_load
+    from bench.checks import check_load
 
     if args.duration <= 0 or args.concurrency < 1:
         raise CmarError("--duration must be > 0 and --concurrency >= 1")
@@ -357,7 +357,7 @@ def cmd_check_load(args: argparse.Namespace) -> None:
 
 def cmd_check_faults(args: argparse.Namespace) -> None:
     """Floods, storage faults, races and replay time against live servers."""
-    from evaluation.faults import check_faults
+    from bench.faults import check_faults
 
     if any(n < 0 for n in args.replay_sizes):
         raise CmarError("--replay-sizes must be >= 0")

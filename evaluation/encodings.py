@@ -10,8 +10,8 @@ from catalog.tables import Catalog
 from core.fusion import Fusion
 from core.manifest import ModelManifest, read_manifest
 from index_build.build import encode_modalities
-from index_build.encoder import OnnxModel
-from index_build.index import load_index, vectors_of
+from inference.encoder import OnnxModel
+from inference.index import load_index, vectors_of
 
 BATCH = 4096  # artists encoded at a time
 

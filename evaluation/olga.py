@@ -15,7 +15,6 @@ from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
-from cli.pipeline import Workdir, build_artifacts
 from core.fusion import Fusion
 from evaluation import alignment
 from evaluation.baselines import concatenated, fit_projection
@@ -23,6 +22,7 @@ from evaluation.encodings import index_vectors, modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups, subsets
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from model_export.config import TrainConfig
+from pipeline.workdir import Workdir, build_artifacts
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
 from catalog.olga import OlgaData, read_olga
 from catalog.tables import VectorTable
-from cli.pipeline import Workdir, build_artifacts
 from core.fusion import Fusion
 from evaluation.encodings import modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups
@@ -26,6 +25,7 @@ from evaluation.report import write_report
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from index_build.hubs import DEFAULT_HUB_BETA, DEFAULT_HUB_K
 from model_export.config import DEFAULT_MODALITY_WEIGHTS, TrainConfig
+from pipeline.workdir import Workdir, build_artifacts
 
 log = logging.getLogger(__name__)
 

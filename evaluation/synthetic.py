@@ -12,11 +12,11 @@ import numpy as np
 from catalog.io import read_catalog
 from catalog.synthetic import SyntheticSpec, read_styles, write_synthetic
 from catalog.tables import Catalog, VectorTable
-from cli.pipeline import Workdir, build_artifacts
 from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.report import fmt_ci, write_report
 from evaluation.retrieval import GroupTruth, Hub, evaluate_method, top_k
 from model_export.config import TrainConfig
+from pipeline.workdir import Workdir, build_artifacts
 
 log = logging.getLogger(__name__)
 

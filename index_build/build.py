@@ -25,7 +25,6 @@ from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 from core.vectors import FloatArray, as_candidates, as_queries
 from index_build import structure
-from index_build.encoder import OnnxModel
 from index_build.hubs import (
     DEFAULT_HUB_BETA,
     DEFAULT_HUB_K,
@@ -34,6 +33,7 @@ from index_build.hubs import (
     search_all,
     self_found,
 )
+from inference.encoder import OnnxModel
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from threadpoolctl import threadpool_limits
 from core.errors import CmarError
 from core.modalities import ModalityKind
 from core.vectors import FloatArray, hub_penalty, item_weights
-from index_build.encoder import OnnxModel
-from index_build.index import LoadedIndex, load_index, vectors_of
+from inference.encoder import OnnxModel
+from inference.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
 from service.responses import Answers, scored_items
 from service.settings import Settings

@@ -36,11 +36,11 @@ def check_key(settings: Settings, request: Request, what: str) -> None:
 
 async def require_key(request: Request) -> None:
     """Dependency of write and admin endpoints."""
-    check_key(request.app.state.settings, request, f"{request.method} {request.url.path}")
+    check_key(request.app.state.serving.settings, request, f"{request.method} {request.url.path}")
 
 
 async def read_access(request: Request) -> None:
     """Dependency of read endpoints: checks the key only if the settings close reads."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.app.state.serving.settings
     if settings.read_key_required:
         check_key(settings, request, "reading")

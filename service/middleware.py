@@ -43,7 +43,7 @@ def fast_answer(scope: Scope) -> bytes | None:
         scope["cmar.route"] = path
         return HEALTHY
     artifacts = loaded(scope)
-    if artifacts is None or getattr(scope["app"].state, "reads_need_key", False):
+    if artifacts is None or scope["app"].state.serving.settings.read_key_required:
         return None
     if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
         return None

@@ -141,7 +141,8 @@ def new_request_id() -> str:
 def loaded(scope: Scope) -> Artifacts | None:
     """The artifacts the app serves at this moment (None before the lifespan loaded them)."""
     app = scope.get("app")  # set by Starlette before the middleware stack runs
-    return getattr(app.state, "artifacts", None) if app is not None else None
+    serving = getattr(app.state, "serving", None) if app is not None else None
+    return getattr(serving, "artifacts", None)
 
 
 _INTERNAL = b'{"detail":"internal error; see the server log for this request id"}'

@@ -18,7 +18,7 @@ from threading import Lock
 import numpy as np
 import orjson
 
-from index_build.index import LoadedIndex
+from inference.index import LoadedIndex
 from service.live import fragment
 
 CACHE_ROWS = 100_000  # serialised lists kept (about 20 kB each at k = 200)

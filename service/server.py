@@ -238,7 +238,7 @@ def uvicorn_options(settings: Settings, app: Any = None) -> dict[str, Any]:
     """uvicorn.run keyword arguments for the limits in `settings`; `app`'s served versions on refusals."""
 
     def versions() -> list[tuple[bytes, bytes]]:
-        artifacts = getattr(getattr(app, "state", None), "artifacts", None)
+        artifacts = getattr(getattr(getattr(app, "state", None), "serving", None), "artifacts", None)
         return list(artifacts.version_headers) if artifacts is not None else []
 
     limited = settings.model_copy(update={"max_connections": raise_fd_limit(settings.max_connections)})

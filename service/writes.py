@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -29,22 +28,15 @@ from core.names import artist_id_problem
 from core.store import Write, WriteStore, WritesUnavailable
 from service.artifacts import Artifacts
 from service.auth import require_key
+from service.deps import LiveDep, MetricsDep, ServingDep, SettingsDep
 from service.queries import encode_checked, query_inputs, unprocessable
 from service.schemas import ArtistWrite, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings, writes_db
+from service.state import Serving
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require_key)])
-
-
-@dataclass
-class Live:
-    """The write database, the lock that orders writes, replays and swaps, and what start-up skipped."""
-
-    store: WriteStore
-    lock: threading.Lock
-    skipped: int = 0  # stored rows that could not be read back at start-up (logged, left in the database)
 
 
 @dataclass(frozen=True)
@@ -135,8 +127,11 @@ def replay(artifacts: Artifacts, store: WriteStore) -> tuple[int, int]:
     return applied, skipped
 
 
-def _live(request: Request) -> Live:
-    return request.app.state.live  # type: ignore[no-any-return]
+def _current(serving: Serving) -> Artifacts:
+    """The artifacts served now (a 503 if the app is shutting down)."""
+    if serving.artifacts is None:
+        raise HTTPException(status_code=503, detail="artifacts are not loaded")
+    return serving.artifacts
 
 
 def _unavailable(exc: WritesUnavailable) -> HTTPException:
@@ -159,15 +154,21 @@ def _check_id(artist_id: str) -> None:
         503: {"model": ErrorDetail, "description": "the write could not be stored, and is not served; says why"},
     },
 )
-async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, response: Response) -> WriteResult:  # type: ignore[valid-type]
+async def put_artist(
+    artist_id: str,
+    artist: ArtistWrite,  # type: ignore[valid-type]
+    serving: ServingDep,
+    live: LiveDep,
+    metrics: MetricsDep,
+    response: Response,
+) -> WriteResult:
     """Add or replace an artist: stored durably, then served, then acknowledged (201 if new)."""
     _check_id(artist_id)
     body = artist.model_dump(exclude_none=True)  # type: ignore[attr-defined]
-    live = _live(request)
 
     def commit() -> WriteResult:
         with live.lock:
-            artifacts: Artifacts = request.app.state.artifacts
+            artifacts = _current(serving)  # under the lock: a swap may have happened since the request began
             prepared = prepare(artifacts, body)  # a bad body is refused before anything is stored
             created = artifacts.artist(artist_id) is None
             result = WriteResult(
@@ -186,7 +187,7 @@ async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, resp
             return result
 
     result = await run_in_threadpool(commit)
-    request.app.state.metrics.writes.labels("put").inc()
+    metrics.writes.labels("put").inc()
     response.status_code = 201 if result.created else 200
     log.info("put %s (%s)", artist_id, ", ".join(result.modalities))
     return result
@@ -198,13 +199,12 @@ async def put_artist(artist_id: str, artist: ArtistWrite, request: Request, resp
     tags=["writes"],
     responses={503: {"model": ErrorDetail, "description": "the delete could not be stored, and is not applied"}},
 )
-async def delete_artist(artist_id: str, request: Request) -> WriteResult:
+async def delete_artist(artist_id: str, serving: ServingDep, live: LiveDep, metrics: MetricsDep) -> WriteResult:
     """Stop serving an artist, durably; 404 if it is not served."""
-    live = _live(request)
 
     def commit() -> WriteResult:
         with live.lock:
-            artifacts: Artifacts = request.app.state.artifacts
+            artifacts = _current(serving)
             if artifacts.artist(artist_id) is None:
                 raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
             try:
@@ -214,7 +214,7 @@ async def delete_artist(artist_id: str, request: Request) -> WriteResult:
             return apply_write(artifacts, artist_id, None)
 
     result = await run_in_threadpool(commit)
-    request.app.state.metrics.writes.labels("delete").inc()
+    metrics.writes.labels("delete").inc()
     log.info("deleted %s", artist_id)
     return result
 
@@ -306,7 +306,9 @@ def _record_swap(settings: Settings, model_dir: Path, index_dir: Path, fresh: Ar
     tags=["admin"],
     responses={409: {"model": ErrorDetail, "description": "the new artifacts were refused; the old keep serving"}},
 )
-async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
+async def swap(
+    serving: ServingDep, live: LiveDep, settings: SettingsDep, metrics: MetricsDep, body: SwapRequest | None = None
+) -> SwapResult:
     """Load, verify and serve new artifacts without stopping; on any problem keep serving the old (409).
 
     The stored writes are replayed into the new artifacts without holding the write lock
@@ -314,15 +316,13 @@ async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
     just before the one assignment that swaps. The folders served are recorded beside the
     write database, and a restart serves them again (`resume_swap`).
     """
-    settings: Settings = request.app.state.settings
     wanted = body or SwapRequest()
     model_dir = Path(wanted.model_dir) if wanted.model_dir else settings.model_dir
     index_dir = Path(wanted.index_dir) if wanted.index_dir else settings.index_dir
-    live = _live(request)
 
     def refuse(reason: str) -> HTTPException:
         log.error("swap to %s + %s refused, still serving the old artifacts: %s", model_dir, index_dir, reason)
-        request.app.state.metrics.swaps.labels("refused").inc()
+        metrics.swaps.labels("refused").inc()
         return HTTPException(status_code=409, detail=f"swap refused, still serving the old artifacts: {reason}")
 
     def load_and_swap() -> SwapResult:
@@ -348,11 +348,11 @@ async def swap(request: Request, body: SwapRequest | None = None) -> SwapResult:
                     replayed += 1
                 except _NOT_APPLICABLE as exc:
                     log.warning("stored write of %r not applied: %s", write.artist_id, getattr(exc, "detail", exc))
-            old: Artifacts = request.app.state.artifacts
-            request.app.state.artifacts = fresh  # one assignment: requests in flight keep the old
+            old = _current(serving)
+            serving.artifacts = fresh  # one assignment: requests in flight keep the old
         _record_swap(settings, model_dir, index_dir, fresh)
-        request.app.state.metrics.serving(fresh)
-        request.app.state.metrics.swaps.labels("ok").inc()
+        metrics.serving(fresh)
+        metrics.swaps.labels("ok").inc()
         log.info(
             "swapped model %s / index %s in for %s / %s",
             fresh.model.version,

@@ -33,8 +33,8 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Synthe
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, tiny_catalog: tuple[Path, SyntheticCatalog]) -> Built:
     """Train for a few epochs, export and index the tiny catalogue (once per test session)."""
-    from cli.pipeline import Workdir, build_artifacts
     from model_export.config import TrainConfig
+    from pipeline.workdir import Workdir, build_artifacts
 
     catalog, synthetic = tiny_catalog
     work = Workdir(tmp_path_factory.mktemp("work"))

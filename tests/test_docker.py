@@ -98,7 +98,7 @@ def test_pip_installs_match_the_readme_and_the_api_image_has_no_torch() -> None:
 
 
 def test_serving_code_never_imports_torch() -> None:
-    code = "import sys, cli.main, service.app, index_build.build, index_build.index; print('torch' in sys.modules)"
+    code = "import sys, cli.main, service.app, index_build.build, inference.index; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
     assert shlex.split("cmar serve")  # the API image's entry point is the console script from pyproject

@@ -17,7 +17,7 @@ from core.fusion import Fusion
 from core.manifest import IndexManifest, ModelManifest, read_manifest
 from core.vectors import fuse
 from index_build.build import UNINDEXED_FILE, build_index
-from index_build.index import load_index, vectors_of
+from inference.index import load_index, vectors_of
 from model_export.inputs import ModalityInputs, encode_rows
 from model_export.train import load_checkpoint
 from tests.conftest import Built

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from catalog.io import read_catalog
 from catalog.tables import SetTable, VectorTable
 from core.errors import CmarError
-from index_build.index import load_index, vectors_of
+from inference.index import load_index, vectors_of
 from service.app import create_app
 from service.artifacts import INDEX_HEADER, MODEL_HEADER
 from service.settings import Settings
@@ -183,11 +183,11 @@ def test_malformed_json_and_bad_k_on_get(client: TestClient, built: Built) -> No
 def test_refuses_to_start_when_the_index_belongs_to_another_model(built: Built, tmp_path: Path) -> None:
     import shutil
 
-    from cli.pipeline import Workdir
     from index_build.build import build_index
     from model_export.config import TrainConfig
     from model_export.export import export
     from model_export.train import train
+    from pipeline.workdir import Workdir
 
     work = Workdir(tmp_path)
     train(built.catalog, work.checkpoint, TrainConfig(epochs=1, seed=99), progress=False)

@@ -5,8 +5,8 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from evaluation.bench import server
-from index_build.index import load_index
+from bench import server
+from inference.index import load_index
 from tests.conftest import Built
 
 N_WRITES = 25

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from index_build.index import load_index
+from inference.index import load_index
 from service.app import create_app
 from service.artifacts import INDEX_HEADER, MODEL_HEADER, Artifacts
 from service.middleware import fast_answer

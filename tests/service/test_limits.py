@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.bench import server
+from bench import server
 from tests.conftest import Built
 
 LIMITS = {

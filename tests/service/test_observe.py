@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from index_build.index import load_index
+from inference.index import load_index
 from service.app import create_app
 from service.observe import JsonFormatter
 from service.settings import Settings

@@ -19,7 +19,7 @@ from catalog.io import read_catalog
 from catalog.tables import SetTable
 from core.logs import SafeTextFormatter
 from core.store import WriteStore
-from index_build.index import load_index
+from inference.index import load_index
 from service.app import create_app
 from service.artifacts import INDEX_HEADER, MODEL_HEADER
 from service.settings import Settings
@@ -204,7 +204,7 @@ class _FullDisk:
 
 def test_a_full_disk_is_a_503_and_the_write_is_not_served(built: Built, tmp_path: Path) -> None:
     with TestClient(create_app(_settings(built, tmp_path / "w.sqlite3"))) as client:
-        store = client.app.state.live.store  # type: ignore[attr-defined]
+        store = client.app.state.serving.live.store  # type: ignore[attr-defined]
         store._db = disk = _FullDisk(store._db)
         body = {"name": "Big", "tag": _tags(built)[:4]}
         r = client.put("/artists/big", json=body, headers=AUTH)
@@ -353,7 +353,7 @@ def test_text_logs_escape_control_characters() -> None:
 
 def test_cache_is_keyed_on_validated_parameters(client: TestClient, built: Built) -> None:
     artist = load_index(built.index, verify=False).artist_ids[0]
-    artifacts = client.app.state.artifacts  # type: ignore[attr-defined]
+    artifacts = client.app.state.serving.artifacts  # type: ignore[attr-defined]
     for i in range(50):
         assert client.get(f"/artists/{artist}/similar?k=10&junk={'x' * 1000}{i}").status_code == 200
     assert set(artifacts.overlay.cache.bodies) == {(artist, 10)}

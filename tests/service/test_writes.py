@@ -14,7 +14,7 @@ from catalog.io import read_catalog
 from catalog.tables import SetTable, VectorTable
 from core.manifest import write_manifest
 from index_build.build import build_index
-from index_build.index import load_index
+from inference.index import load_index
 from service.app import create_app
 from service.artifacts import INDEX_HEADER
 from service.settings import Settings
@@ -221,7 +221,7 @@ def test_lists_merged_with_the_writes_equal_a_full_search(client: TestClient, bu
     )
     for i in (12, 13, 14):
         assert client.delete(f"/artists/{_indexed(built, i)}", headers=AUTH).status_code == 200
-    artifacts = client.app.state.artifacts  # type: ignore[attr-defined]
+    artifacts = client.app.state.serving.artifacts  # type: ignore[attr-defined]
     for i in range(0, 300, 15):
         artist = _indexed(built, i)
         if artifacts.artist(artist) is None:

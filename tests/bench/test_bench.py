@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.loadgen import Request, run_load
+from bench.run import BenchConfig, run_bench
 from cli.main import main
-from evaluation.bench.loadgen import Request, run_load
-from evaluation.bench.run import BenchConfig, run_bench
 
 CASES = ("ceiling", "get_similar_k10", "get_similar_k200", "post_similar_k10")
 

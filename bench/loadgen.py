@@ -275,7 +275,7 @@ def run_load_subprocess(
             f.write(json.dumps({"method": r.method, "path": r.path, "body": body}) + "\n")
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    cmd = [python, "-m", "evaluation.bench.loadgen", "--port", str(port), "--concurrency", str(concurrency),
+    cmd = [python, "-m", "bench.loadgen", "--port", str(port), "--concurrency", str(concurrency),
            "--duration", str(duration_s), "--warmup", str(warmup_s), "--requests", f.name]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration_s + warmup_s + 60)

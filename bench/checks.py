@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from bench import jobs, server
+from bench.loadgen import Request, run_load_subprocess
 from core.errors import CmarError
-from evaluation.bench import jobs, server
-from evaluation.bench.loadgen import Request, run_load_subprocess
-from index_build.index import LoadedIndex, load_index, vectors_of
+from inference.index import LoadedIndex, load_index, vectors_of
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.bench import api, jobs, report, scale, server
+from bench import api, jobs, report, scale, server
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,10 @@
-"""The offline jobs, timed: each `cmar` command in its own process, with its wall time and peak memory.
-
-`python -m evaluation.bench.jobs OUT.json -- ARGS...` runs `cmar ARGS...` and writes its exit
-code, wall time and peak resident memory (the process's own high-water mark) to OUT.json.
-"""
+"""The offline jobs, timed: each `cmar` command in its own process, with its wall time and peak memory."""
 
 from __future__ import annotations
 
 import json
 import logging
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -31,18 +27,24 @@ class Measured:
 
 
 def run_cmar(args: list[str], work: Path, quiet: bool = True) -> Measured:
-    """Run `cmar ARGS` in a child process; raise CmarError with its last output lines if it fails."""
+    """Run `cmar ARGS` in a child process; its wall time and peak memory, or CmarError with its last output lines.
+
+    The child is the installed command line (`python -m cli.main`); its own peak resident
+    memory comes from `os.wait4`, so concurrent or earlier children do not count.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    report = work / "job.json"
-    command = [sys.executable, "-m", "evaluation.bench.jobs", str(report), "--", *(["-q"] if quiet else []), *args]
+    command = [sys.executable, "-m", "cli.main", *(["-q"] if quiet else []), *args]
     log.info("running cmar %s", " ".join(args))
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not report.exists():
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise CmarError(f"cmar {args[0]} failed (exit {done.returncode}): {tail}")
-    measured = json.loads(report.read_text())
-    report.unlink()
-    return Measured(measured["wall_s"], measured["peak_rss_mb"])
+    started = time.perf_counter()
+    with open(work / "job.log", "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        lines = (work / "job.log").read_text(errors="replace").strip().splitlines()
+        raise CmarError(f"cmar {args[0]} failed (exit {process.returncode}): {' | '.join(lines[-3:])}")
+    return Measured(wall, usage.ru_maxrss / 1024)  # KiB on Linux
 
 
 def training(checkpoint: Path, measured: Measured) -> dict[str, Any]:
@@ -83,22 +85,3 @@ def build(index_dir: Path, measured: Measured) -> dict[str, Any]:
         "timings_s": {k: v for k, v in timings.items() if k.endswith("_s")},
         "search": manifest.search,
     }
-
-
-def main(argv: list[str]) -> int:
-    """Run `cmar` with the arguments after `--` and write what it cost to the JSON file before it."""
-    from cli.main import main as cmar
-
-    if len(argv) < 2 or argv[1] != "--":
-        sys.stderr.write("usage: python -m evaluation.bench.jobs OUT.json -- CMAR_ARGS...\n")
-        return 2
-    started = time.perf_counter()
-    code = cmar(argv[2:])
-    if code == 0:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        Path(argv[0]).write_text(json.dumps({"wall_s": time.perf_counter() - started, "peak_rss_mb": peak}))
-    return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 from catalog.synthetic import SyntheticSpec, write_synthetic
-from cli.pipeline import Workdir, artifacts_ready
+from pipeline.workdir import Workdir, artifacts_ready
 from tests.conftest import Built
 
 

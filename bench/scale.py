@@ -10,12 +10,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from bench import jobs, server
+from bench.loadgen import Request, run_load_subprocess
+from bench.peer import query_latencies_ms, run_usearch
 from core.vectors import as_queries
-from evaluation.bench import jobs, server
-from evaluation.bench.loadgen import Request, run_load_subprocess
-from evaluation.bench.peer import query_latencies_ms, run_usearch
-from index_build.index import LoadedIndex, load_index, vectors_of
 from index_build.structure import recall_at
+from inference.index import LoadedIndex, load_index, vectors_of
 
 log = logging.getLogger(__name__)
 

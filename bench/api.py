@@ -1,7 +1,7 @@
 """The API under load: similar-artist requests against the app's own cheapest answer (the ceiling).
 
 Every case runs against the same `cmar serve` process, one after the other, at each
-concurrency, with the load generator in its own process (`evaluation.bench.loadgen`). The
+concurrency, with the load generator in its own process (`bench.loadgen`). The
 ceiling is GET /healthz of the same app and server: a constant answer through the same
 middleware, so `ratio_to_ceiling` says how close an endpoint comes to the framework's limit.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bench.loadgen import Request, run_load_subprocess
+from bench.server import Server
 from catalog.io import read_catalog
 from catalog.tables import SetTable, VectorTable
-from evaluation.bench.loadgen import Request, run_load_subprocess
-from evaluation.bench.server import Server
 from service.app import create_app
 from service.artifacts import Artifacts
 from service.schemas import SimilarQuery
@@ -36,7 +36,7 @@ N_ARTISTS = 1000  # distinct artists the requests cycle through
 
 def requests(catalog_dir: Path, index_dir: Path, seed: int = 0) -> dict[str, list[Request]]:
     """The request lists of every case, from the catalogue the index was built from."""
-    from index_build.index import load_index
+    from inference.index import load_index
 
     ids = load_index(index_dir, verify=False).artist_ids
     rng = np.random.default_rng(seed)
@@ -170,7 +170,7 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
         "get.search_k10": _per_call_us(lambda: hits_json(artifacts.search(encoded, 10, exclude=artist)), calls),
     }
     app = create_app(settings, artifacts)
-    app.state.artifacts = artifacts  # as the lifespan would
+    app.state.serving.artifacts = artifacts  # as the lifespan would
     stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
     stages["asgi.get_similar_k10"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=10", b"", calls)
     stages["asgi.get_similar_k1000_search"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=1000", b"", calls)

@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from bench import server
+from bench.checks import KEY, _demo
 from core.artifacts import vocab_names_file
 from core.errors import CmarError
 from core.store import WriteStore
-from evaluation.bench import server
-from evaluation.checks import KEY, _demo
-from index_build.index import load_index
+from inference.index import load_index
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""Benchmarks: the API under load, the index build, training, scale and a peer engine."""
