@@ -147,27 +147,27 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
     encoders, fusion, the search, serialisation) and of GET similar (a precomputed slice, or a
     search), beside whole requests through the ASGI app, without a server or network.
     """
-    from service.artifacts import hits_json
     from service.queries import encode_checked, query_inputs
+    from service.search import hits_json, search, similar_json
 
     artifacts = Artifacts.load(settings)
     body = json.dumps(cold_start_bodies(catalog_dir, 10, limit=1)[0]).encode()
     query = SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
     vectors, sets, _ = query_inputs(artifacts, query)
     encoded = artifacts.encode_query(vectors, sets)
-    hits = artifacts.search(encoded, 10)
+    hits = search(artifacts, encoded, 10)
     artist = artifacts.index.artist_ids[0]
     stages = {
         "post.validate_json": _per_call_us(lambda: SimilarQuery.model_validate_json(body), calls),  # type: ignore[attr-defined]
         "post.tag_lookup": _per_call_us(lambda: query_inputs(artifacts, query), calls),
         "post.encode_fuse": _per_call_us(lambda: artifacts.encode_query(vectors, sets), calls),
-        "post.search_k10": _per_call_us(lambda: artifacts.search(encoded, 10), calls),
+        "post.search_k10": _per_call_us(lambda: search(artifacts, encoded, 10), calls),
         "post.serialise": _per_call_us(lambda: hits_json(hits), calls),
         "post.handler_total": _per_call_us(
-            lambda: hits_json(artifacts.search(encode_checked(artifacts, vectors, sets), 10)), calls
+            lambda: hits_json(search(artifacts, encode_checked(artifacts, vectors, sets), 10)), calls
         ),
-        "get.lookup_k10": _per_call_us(lambda: artifacts.similar_json(artist, 10), calls),
-        "get.search_k10": _per_call_us(lambda: hits_json(artifacts.search(encoded, 10, exclude=artist)), calls),
+        "get.lookup_k10": _per_call_us(lambda: similar_json(artifacts, artist, 10), calls),
+        "get.search_k10": _per_call_us(lambda: hits_json(search(artifacts, encoded, 10, exclude=artist)), calls),
     }
     app = create_app(settings, artifacts)
     app.state.serving.artifacts = artifacts  # as the lifespan would

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
 
-from core.vectors import FloatArray
+from core.vectors import FloatArray, hub_penalty
+
+if TYPE_CHECKING:
+    from service.artifacts import Artifacts
 
 BODY_CACHE_BYTES = 64 * 2**20  # memory for whole response bodies per snapshot (about 1 kB each at k = 10)
 ENTRY_OVERHEAD = 200  # bytes a cache entry costs besides its body and id: dict slot, tuple, objects
@@ -136,3 +140,91 @@ class Overlay:
             penalty=self.penalty[keep],
             hidden=self.hidden | ({base_row} if base_row is not None else set()),
         )
+
+
+# Writing: each function lays a new snapshot over an Artifacts' index with one assignment.
+
+
+def put(artifacts: Artifacts, artist_id: str, name: str, modalities: list[str], vector: FloatArray) -> bool:
+    """Add or replace an artist (fused unit vector); True if it was not served before."""
+    created = artifacts.artist(artist_id) is None
+    overlay = artifacts.overlay
+    penalty = _penalty(artifacts, vector)
+    row = artifacts.index.row_of.get(artist_id)
+    artifacts.overlay = overlay.with_artist(artist_id, name, modalities, vector, penalty, row)
+    return created
+
+
+def put_many(artifacts: Artifacts, writes: list[tuple[str, str, list[str], FloatArray]]) -> None:
+    """Lay many (artist id, name, modalities, fused unit vector) writes over the index in one snapshot.
+
+    The start-up replay and a swap's replay: one new overlay (linear in the number of
+    writes), penalties computed in one batched search. Later entries for an id win.
+    """
+    if not writes:
+        return
+    latest = {w[0]: w for w in writes}  # the last write of each artist, in first-seen order
+    overlay = artifacts.overlay
+    keep = [i for i, a in enumerate(overlay.ids) if a not in latest]
+    new = list(latest.values())
+    vectors = np.asarray([w[3] for w in new], dtype=np.float32).reshape(len(new), -1)
+    hidden = {artifacts.index.row_of[a] for a in latest if a in artifacts.index.row_of}
+    artifacts.overlay = Overlay(
+        dim=overlay.dim,
+        ids=(*(overlay.ids[i] for i in keep), *(w[0] for w in new)),
+        names=(*(overlay.names[i] for i in keep), *(w[1] for w in new)),
+        modalities=(*(overlay.modalities[i] for i in keep), *(tuple(w[2]) for w in new)),
+        vectors=np.vstack([overlay.vectors[keep], vectors]),
+        penalty=np.concatenate([overlay.penalty[keep], _penalties(artifacts, vectors)]).astype(np.float32),
+        hidden=overlay.hidden | hidden,
+    )
+
+
+def delete_many(artifacts: Artifacts, artist_ids: list[str]) -> None:
+    """Stop serving many artists in one snapshot (ids not served are ignored)."""
+    gone = set(artist_ids)
+    if not gone:
+        return
+    overlay = artifacts.overlay
+    keep = [i for i, a in enumerate(overlay.ids) if a not in gone]
+    artifacts.overlay = Overlay(
+        dim=overlay.dim,
+        ids=tuple(overlay.ids[i] for i in keep),
+        names=tuple(overlay.names[i] for i in keep),
+        modalities=tuple(overlay.modalities[i] for i in keep),
+        vectors=overlay.vectors[keep],
+        penalty=overlay.penalty[keep],
+        hidden=overlay.hidden | {artifacts.index.row_of[a] for a in gone if a in artifacts.index.row_of},
+    )
+
+
+def delete(artifacts: Artifacts, artist_id: str) -> bool:
+    """Stop serving an artist; False if it was not served."""
+    if artifacts.artist(artist_id) is None:
+        return False
+    artifacts.overlay = artifacts.overlay.without_artist(artist_id, artifacts.index.row_of.get(artist_id))
+    return True
+
+
+def _penalty(artifacts: Artifacts, vector: FloatArray) -> float:
+    """A written artist's hub penalty (see `_penalties`)."""
+    return float(_penalties(artifacts, np.asarray(vector, dtype=np.float32).reshape(1, -1))[0])
+
+
+def _penalties(artifacts: Artifacts, vectors: FloatArray) -> FloatArray:
+    """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`)
+    from their cosines to their nearest built-index artists; vectors (B, D)."""
+    hub_k = min(int(artifacts.index.manifest.hub.get("k", 0)), len(artifacts.index))
+    if artifacts.index.hub_beta == 0 or hub_k == 0 or len(vectors) == 0:
+        return np.zeros(len(vectors), dtype=np.float32)
+    cosines, rows = artifacts.index.search(np.asarray(vectors, dtype=np.float32), hub_k)
+    beta = artifacts.index.hub_beta
+    if (rows >= 0).all():
+        return hub_penalty(cosines, beta)
+    return np.array(  # a graph index may return fewer than hub_k neighbours
+        [
+            hub_penalty(c[r >= 0][None, :], beta)[0] if (r >= 0).any() else 0.0
+            for c, r in zip(cosines, rows, strict=True)
+        ],
+        dtype=np.float32,
+    )

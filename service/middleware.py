@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.observe import loaded
 from service.responses import similar_body
+from service.search import quick_similar_json
 from service.settings import MAX_K
 
 JSON = "application/json"
@@ -57,7 +58,7 @@ def fast_answer(scope: Scope) -> bytes | None:
     if body is not None:
         scope["cmar.route"] = SIMILAR_ROUTE
         return body
-    results = artifacts.quick_similar_json(artist_id, k, overlay)
+    results = quick_similar_json(artifacts, artist_id, k, overlay)
     if results is None:
         return None
     body = similar_body(artist_id, k, results)

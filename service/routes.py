@@ -9,13 +9,14 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from service.artifacts import Artifacts, hits_json
+from service.artifacts import Artifacts
 from service.deps import ArtifactsDep, LiveDep, MetricsDep
 from service.live import Overlay
 from service.middleware import HEALTHY, JSON
 from service.queries import encode_checked, query_inputs
 from service.responses import cold_start_body, similar_body
 from service.schemas import Artist, ColdStartResponse, Health, Readiness, SimilarQuery, SimilarResponse
+from service.search import hits_json, quick_similar_json, search, similar_json
 from service.settings import MAX_K
 
 router = APIRouter()
@@ -36,11 +37,11 @@ def served(artifacts: Artifacts, artist_id: str, overlay: Overlay | None = None)
 async def similar(artist_id: ArtistId, artifacts: ArtifactsDep, k: K = 10) -> Response:
     """The k artists most similar to an indexed artist, the artist itself excluded."""
     overlay = artifacts.overlay  # one snapshot of the writes answers the whole request
-    results = artifacts.quick_similar_json(artist_id, k, overlay)  # from the lists computed at build time
+    results = quick_similar_json(artifacts, artist_id, k, overlay)  # from the lists computed at build time
     if results is None:
         served(artifacts, artist_id, overlay)  # the 404, decided on the same snapshot
         # a search: in a worker thread, so that FAISS can use the other cores
-        results = await run_in_threadpool(artifacts.similar_json, artist_id, k, overlay)
+        results = await run_in_threadpool(similar_json, artifacts, artist_id, k, overlay)
     if results is None:  # unreachable: the snapshot serves the artist
         raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
     body = similar_body(artist_id, k, results)
@@ -52,7 +53,7 @@ async def similar(artist_id: ArtistId, artifacts: ArtifactsDep, k: K = 10) -> Re
 async def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> Response:  # type: ignore[valid-type]
     """The k indexed artists most similar to an artist described by any subset of its modalities."""
     vectors, sets, unknown_tags = query_inputs(artifacts, query)
-    results = hits_json(artifacts.search(encode_checked(artifacts, vectors, sets), query.k))  # type: ignore[attr-defined]
+    results = hits_json(search(artifacts, encode_checked(artifacts, vectors, sets), query.k))  # type: ignore[attr-defined]
     return Response(
         cold_start_body([*vectors, *sets], unknown_tags, query.k, results),  # type: ignore[attr-defined]
         media_type=JSON,

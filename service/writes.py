@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import CmarError
 from core.names import artist_id_problem
 from core.store import Write, WriteStore, WritesUnavailable
+from service import live as overlay_writes
 from service.artifacts import Artifacts
 from service.auth import require_key
 from service.deps import LiveDep, MetricsDep, ServingDep, SettingsDep
@@ -59,12 +60,12 @@ def prepare(artifacts: Artifacts, body: dict[str, Any]) -> Prepared:
 def apply_write(artifacts: Artifacts, artist_id: str, body: dict[str, Any] | None) -> WriteResult:
     """Apply one write (a PUT body, or None for a delete) to the artifacts' overlay."""
     if body is None:
-        return WriteResult(artist_id=artist_id, deleted=artifacts.delete(artist_id))
+        return WriteResult(artist_id=artist_id, deleted=overlay_writes.delete(artifacts, artist_id))
     return _put(artifacts, artist_id, prepare(artifacts, body))
 
 
 def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
-    created = artifacts.put(artist_id, p.name, p.modalities, p.vector)
+    created = overlay_writes.put(artifacts, artist_id, p.name, p.modalities, p.vector)
     return WriteResult(
         artist_id=artist_id, name=p.name, modalities=p.modalities, created=created, unknown_tags=p.unknown_tags
     )
@@ -97,8 +98,8 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> tuple[int, int]:
             skipped += 1
             continue
         puts.append((write.artist_id, p.name, p.modalities, p.vector))
-    artifacts.delete_many(deletes)
-    artifacts.put_many(puts)
+    overlay_writes.delete_many(artifacts, deletes)
+    overlay_writes.put_many(artifacts, puts)
     return len(puts) + len(deletes), skipped
 
 

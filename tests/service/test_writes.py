@@ -17,6 +17,7 @@ from index_build.build import build_index
 from inference.index import load_index
 from service.app import create_app
 from service.artifacts import INDEX_HEADER
+from service.search import quick_similar_json, search
 from service.settings import Settings
 from tests.conftest import Built
 
@@ -226,9 +227,9 @@ def test_lists_merged_with_the_writes_equal_a_full_search(client: TestClient, bu
         artist = _indexed(built, i)
         if artifacts.artist(artist) is None:
             continue
-        quick = artifacts.quick_similar_json(artist, 20)
+        quick = quick_similar_json(artifacts, artist, 20)
         assert quick is not None
-        searched = artifacts.search(artifacts.vector_of(artist), 20, exclude=artist)
+        searched = search(artifacts, artifacts.vector_of(artist), 20, exclude=artist)
         got = json.loads(quick)
         assert [x["artist_id"] for x in got] == [h.artist_id for h in searched]
         np.testing.assert_allclose([x["score"] for x in got], [h.score for h in searched], atol=1e-5)

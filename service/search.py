@@ -1,0 +1,119 @@
+"""Searching the served artists: the built index and the written artists merged, ranked as the index ranks.
+
+Every function reads one snapshot of the writes (`overlay`, default the current one), so a
+request that passes its snapshot along answers from one consistent state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.vectors import FloatArray
+from inference.index import vectors_of
+from service.artifacts import Artifacts
+from service.live import Overlay
+from service.responses import scored_items
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: an artist's JSON fragment (see `service.live.fragment`), id and cosine to the query."""
+
+    artist_id: str
+    score: float
+    fragment: bytes
+
+
+def search(
+    artifacts: Artifacts, query: FloatArray, k: int, exclude: str | None = None, overlay: Overlay | None = None
+) -> list[Hit]:
+    """The k nearest served artists to a unit vector, leaving out artist `exclude`.
+
+    Ranked, as the index ranks, by cosine minus the candidate's hub penalty; scores are cosines.
+    """
+    overlay = overlay or artifacts.overlay
+    q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    wanted = min(len(artifacts.index), k + len(overlay.hidden) + 1)
+    cosines, rows = artifacts.index.search(q, wanted)
+    keep = [
+        j
+        for j, r in enumerate(rows[0].tolist())
+        if r >= 0 and r not in overlay.hidden and artifacts.index.artist_ids[r] != exclude
+    ]
+    base_rows = rows[0][keep].astype(np.int64)
+    live_cos = overlay.vectors @ q[0]
+    if exclude in overlay.row_of:
+        live_cos[overlay.row_of[exclude]] = -np.inf
+    return _merge(artifacts, base_rows, cosines[0][keep], live_cos, overlay, k)
+
+
+def _merge(
+    artifacts: Artifacts, rows: np.ndarray, cos: FloatArray, live_cos: FloatArray, overlay: Overlay, k: int
+) -> list[Hit]:
+    """The top k of built-index candidates (rows, cosines) and every written artist (cosines).
+
+    Both ranked as the index ranks, by cosine minus hub penalty; -inf cosines are left out.
+    """
+    rank = np.concatenate([cos - artifacts.index.penalty[rows], live_cos - overlay.penalty])
+    order = np.argsort(-rank, kind="stable")[:k]
+    n = len(rows)
+    hits = []
+    for j in order[np.isfinite(rank[order])].tolist():
+        if j < n:
+            r = int(rows[j])
+            hits.append(Hit(artifacts.index.artist_ids[r], float(cos[j]), artifacts.answers.fragments[r]))
+        else:
+            hits.append(Hit(overlay.ids[j - n], float(live_cos[j - n]), overlay.fragments[j - n]))
+    return hits
+
+
+def quick_similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:
+    """`similar_json` without a search, or None when one is needed.
+
+    For a built-index artist and k within its precomputed list: a slice of the list while
+    nothing is written; else the list without the hidden rows, merged with the written
+    artists. That is exact: a built-index artist missing from the list ranks below all of
+    it, so while k entries remain the top k is among them and the written artists.
+    """
+    overlay = overlay or artifacts.overlay
+    if not artifacts.precomputed(k):
+        return None
+    row = artifacts.base_row(artist_id, overlay)
+    if row is None:
+        return None
+    if overlay.empty:
+        return artifacts.answers.precomputed(row, k)
+    assert artifacts.index.neighbours is not None and artifacts.index.neighbour_scores is not None
+    rows = artifacts.index.neighbours[row]
+    keep = ~np.isin(rows, overlay.hidden_rows)
+    if keep.sum() < k:
+        return None
+    live_cos = overlay.vectors @ vectors_of(artifacts.index, np.array([row]))[0]
+    merged = _merge(
+        artifacts, rows[keep].astype(np.int64), artifacts.index.neighbour_scores[row][keep], live_cos, overlay, k
+    )
+    return hits_json(merged)
+
+
+def similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:
+    """The JSON results array of the k artists most similar to a served artist (None if not served).
+
+    Read from one snapshot of the writes (`overlay`, default the current one). From the
+    precomputed lists when they suffice (`quick_similar_json`); a search otherwise.
+    """
+    overlay = overlay or artifacts.overlay
+    quick = quick_similar_json(artifacts, artist_id, k, overlay)
+    if quick is not None:
+        return quick
+    vector = artifacts.vector_of(artist_id, overlay)
+    if vector is None:
+        return None
+    return hits_json(search(artifacts, vector, k, exclude=artist_id, overlay=overlay))
+
+
+def hits_json(hits: list[Hit]) -> bytes:
+    """The JSON results array of hits: each artist's fragment with its score."""
+    items = scored_items([h.fragment for h in hits], np.array([h.score for h in hits], dtype=np.float32))
+    return b"[" + b",".join(items) + b"]"
