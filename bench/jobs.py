@@ -69,7 +69,7 @@ def build(index_dir: Path, measured: Measured) -> dict[str, Any]:
     from core.artifacts import INDEX_FILE
 
     manifest = read_manifest(index_dir, IndexManifest, verify=False)
-    timings = manifest.build
+    timings = manifest.build.model_dump(exclude_none=True)
     n = manifest.n_artists
     folder_bytes = sum(f.bytes for f in manifest.files.values())
     return {
@@ -83,5 +83,5 @@ def build(index_dir: Path, measured: Measured) -> dict[str, Any]:
         "peak_rss_mb": round(measured.peak_rss_mb),
         "wall_s": round(measured.wall_s, 2),
         "timings_s": {k: v for k, v in timings.items() if k.endswith("_s")},
-        "search": manifest.search,
+        "search": manifest.search.model_dump(),
     }

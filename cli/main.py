@@ -72,37 +72,47 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _spec(weights: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in weights.items()) or "none"
+
+
 def _train_options(parser: argparse.ArgumentParser) -> None:
-    """Training hyperparameters; defaults come from TrainConfig (without importing torch)."""
+    """Training hyperparameters; the defaults shown are TrainConfig's (model_export.config imports no torch)."""
+    from model_export.config import TrainConfig
+
+    d = TrainConfig()
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
-    group.add_argument("--batch-size", type=int, help="artists per batch (default 128)")
-    group.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
-    group.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.1)")
-    group.add_argument("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 10)")
+    group.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
+    group.add_argument("--batch-size", type=int, help=f"artists per batch (default {d.batch_size})")
+    group.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr:g})")
+    group.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {d.temperature:g})")
+    group.add_argument(
+        "--patience", type=int, help=f"early-stopping patience in epochs, 0 = off (default {d.patience})"
+    )
     group.add_argument(
         "--min-modalities",
         type=int,
         choices=(2, 3),
-        help="train on artists with at least this many modalities (default 2; the paper: 3)",
+        help=f"train on artists with at least this many modalities (default {d.min_modalities}; the paper: 3)",
     )
-    group.add_argument("--seed", type=int, help="random seed (default 0)")
+    group.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     group.add_argument(
         "--subset-weight",
         type=float,
-        help="weight of the loss between fuses of random modality halves (default 0, off)",
+        help=f"weight of the loss between fuses of random modality halves (default {d.subset_weight:g}; 0 = off)",
     )
     group.add_argument(
         "--modality-weights",
         metavar="SPEC",
         help="each modality's weight in an artist's fused vector: NAME=WEIGHT pairs joined by commas, "
-        "unlisted modalities weigh 1 (default audio=0.5,cf=1,tag=2; none = the paper's plain mean)",
+        f"unlisted modalities weigh 1 (default {_spec(d.modality_weights)}; none = the paper's plain mean)",
     )
     group.add_argument(
         "--completion",
         metavar="SPEC",
         help="modality completion: SUBSET=WEIGHT pairs joined by commas, e.g. audio=1,audio+cf=0.5, "
-        "or none (default audio=1: artists known by audio alone get their CF and tag embeddings predicted)",
+        f"or none (default {_spec(d.completion)}: artists known by audio alone get their CF and tag "
+        "embeddings predicted)",
     )
 
 

@@ -16,7 +16,8 @@ from core.errors import CmarError
 from core.files import sha256_file
 from core.modalities import ModalityKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: the same records as untyped objects (read and checked as version 2)
 MANIFEST_FILE = "manifest.json"
 
 
@@ -33,6 +34,50 @@ class ModalityEntry(BaseModel):
     kind: ModalityKind
     input_dim: int
     file: str
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HubPenalty(_Record):
+    """The hub penalty the index ranks with: cos(q, c) - beta/2 * c's mean cosine to its k nearest."""
+
+    k: int = 0
+    beta: float = 0.0  # 0 = rank by cosine alone
+
+
+class SearchSetting(_Record):
+    """The graph search setting and its recall@recall_k against exact search (an exact index: ef_search 0)."""
+
+    ef_search: int = 0
+    recall_k: int = 0
+    recall: float = 1.0
+    recall_queries: int = 0
+
+
+class BuildRecord(_Record):
+    """Where the index came from and what building it cost (seconds)."""
+
+    catalog: str = ""
+    catalog_fingerprint: str = ""
+    batch_size: int = 0
+    encode_fuse_s: float = 0.0
+    index_s: float = 0.0
+    hub_penalties_s: float | None = None
+    index_add_s: float | None = None
+    tune_s: float | None = None
+    precompute_s: float | None = None
+    total_s: float = 0.0
+
+
+class SelfCheck(_Record):
+    """The build's self-check: exact index, every artist's first neighbour is itself; graph, a sample in top 10."""
+
+    checked: int = 0
+    ok: bool = True
+    first_is_self: int | None = None  # exact index
+    self_in_top10: int | None = None  # graph index
 
 
 class _Manifest(BaseModel):
@@ -63,20 +108,20 @@ class IndexManifest(_Manifest):
     @property
     def stored_dim(self) -> int:
         """Dimension of the vectors in the FAISS index: the embedding, plus one for the hub penalty."""
-        return self.embedding_dim + (1 if self.hub.get("beta", 0) > 0 else 0)
+        return self.embedding_dim + (1 if self.hub.beta > 0 else 0)
 
     kind: Literal["index"] = "index"
     index_version: str = ""
     model: ModelManifest
     index_type: str
-    hub: dict[str, float] = {"k": 0, "beta": 0.0}  # hub penalty: 0 beta = rank by cosine alone
+    hub: HubPenalty = HubPenalty()
     n_artists: int  # artists in the index
     n_unindexed: int  # catalogue artists with no modality, left out
     modality_counts: dict[str, int]
-    self_check: dict[str, Any] = {}
-    search: dict[str, Any] = {}  # nprobe (0 = exact) and the recall@k measured against exact search
+    self_check: SelfCheck = SelfCheck()
+    search: SearchSetting = SearchSetting()
     neighbours_k: int = 0  # length of the precomputed similar lists (0 = none; every query searches)
-    build: dict[str, Any] = {}
+    build: BuildRecord = BuildRecord()
 
 
 M = TypeVar("M", bound=_Manifest)
@@ -129,8 +174,12 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
     if not isinstance(raw, dict):
         raise CmarError(f"{path}: expected a JSON object")
     found_schema = raw.get("schema_version")
-    if found_schema != SCHEMA_VERSION:
-        raise CmarError(f"{path}: schema version {found_schema!r} is not supported; expected {SCHEMA_VERSION}")
+    if found_schema not in READABLE_VERSIONS:
+        raise CmarError(
+            f"{path}: schema version {found_schema!r} is not supported; this cmar reads "
+            f"{' and '.join(map(str, READABLE_VERSIONS))} (rebuild the folder with this version)"
+        )
+    raw = _upgrade(raw)
     expected_kind = cls.model_fields["kind"].default
     if raw.get("kind") != expected_kind:
         raise CmarError(f"{path}: expected a manifest of kind {expected_kind!r}, found kind {raw.get('kind')!r}")
@@ -146,6 +195,19 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
     if verify:
         verify_files(folder, manifest)
     return manifest
+
+
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """A manifest of an older readable version in the current layout (1 -> 2: the records become typed)."""
+    if raw.get("schema_version") == 1:
+        raw = {**raw, "schema_version": 2}
+        if isinstance(raw.get("model"), dict):
+            raw["model"] = {**raw["model"], "schema_version": 2}
+        records = {"hub": HubPenalty, "search": SearchSetting, "build": BuildRecord, "self_check": SelfCheck}
+        for key, record in records.items():  # version 1 kept free-form objects: keep what version 2 names
+            if isinstance(raw.get(key), dict):
+                raw[key] = {k: v for k, v in raw[key].items() if k in record.model_fields}
+    return raw
 
 
 def _plain_name(name: str) -> bool:

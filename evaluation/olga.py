@@ -118,7 +118,7 @@ def run(
     # Ablations: the product's ranking without its hub penalty, and the strongest baseline with it.
     variants["contrastive (cosine)"] = variants["contrastive"]
     variants["rand (hub penalty)"] = variants["rand"]
-    product_hub = (int(manifest.hub["k"]), float(manifest.hub["beta"]))
+    product_hub = (manifest.hub.k, manifest.hub.beta)
     hubs = {n: product_hub for n in variants if n.startswith("contrastive") and n != "contrastive (cosine)"}
     hubs["rand (hub penalty)"] = product_hub
 
@@ -157,7 +157,7 @@ def run(
         "training": config.to_dict(),
         "featurize": featurize.to_dict(),
         "model_version": manifest.model.model_version,
-        "hub_penalty": manifest.hub,
+        "hub_penalty": manifest.hub.model_dump(),
         "best_epoch": manifest.model.metrics.get("best_epoch"),
         "epochs_run": len(manifest.model.metrics.get("history", [])),
         "queries_file": str(queries_file) if queries_file else None,

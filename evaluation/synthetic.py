@@ -129,9 +129,9 @@ def run(out_dir: Path, spec: SyntheticSpec, config: TrainConfig, progress: bool 
     manifest = build_artifacts(work.catalog, work, config, progress=progress)
     catalog = read_catalog(work.catalog)
     fused, _ = index_vectors(work.index, catalog.artist_ids)
-    hub = (int(manifest.hub["k"]), float(manifest.hub["beta"]))  # rank as the product's index does
+    hub = (manifest.hub.k, manifest.hub.beta)  # rank as the product's index does
     metrics = evaluate(catalog, read_styles(work.catalog), fused, modality_encodings(catalog, work.model), hub=hub)
-    metrics["hub_penalty"] = manifest.hub
+    metrics["hub_penalty"] = manifest.hub.model_dump()
     metrics["spec"] = spec.__dict__
     metrics["training"] = config.to_dict()
     metrics["model_version"] = manifest.model.model_version

@@ -20,7 +20,7 @@ from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
-from core.manifest import IndexManifest, write_manifest
+from core.manifest import BuildRecord, HubPenalty, IndexManifest, SearchSetting, SelfCheck, write_manifest
 from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
 from core.vectors import FloatArray, as_candidates, as_queries
@@ -225,7 +225,7 @@ def build_index(
     With `hub_beta` > 0 the index ranks by cos(q, c) - penalty(c), penalty(c) = beta/2 times c's
     mean cosine to its `hub_k` nearest artists: each stored vector is [v, -penalty] and queries
     are [q, 1]. With 0 it ranks by cosine. The index is exact up to `exact_limit` artists and an
-    IVF above (see `index_build.structure`); up to `PRECOMPUTE_LIMIT` artists each artist's
+    HNSW graph above, its efSearch tuned to recall@200 (see `index_build.structure`); up to `PRECOMPUTE_LIMIT` artists each artist's
     `neighbours_k` most similar others are stored as well (0 = none).
     """
     claim_output(out_dir, "index", overwrite)
@@ -280,27 +280,29 @@ def build_index(
                 embedding_dim=model.dim,
                 model=model.manifest,
                 index_type=built.plan.name,
-                hub={"k": hub_k, "beta": hub_beta},
+                hub=HubPenalty(k=hub_k, beta=hub_beta),
                 n_artists=int(rows.size),
                 n_unindexed=len(unindexed),
                 modality_counts={n: int(present[m].sum()) for m, n in enumerate(names)},
-                self_check=check,
-                search={
-                    "ef_search": built.tuning.ef_search,
-                    "recall_k": built.tuning.k,
-                    "recall": round(built.tuning.recall, 4),
-                    "recall_queries": built.tuning.queries,
-                },
+                self_check=SelfCheck.model_validate(check),
+                search=SearchSetting(
+                    ef_search=built.tuning.ef_search,
+                    recall_k=built.tuning.k,
+                    recall=round(built.tuning.recall, 4),
+                    recall_queries=built.tuning.queries,
+                ),
                 neighbours_k=0 if built.neighbours is None else int(built.neighbours.shape[1]),
-                build={
-                    "catalog": str(catalog_dir),
-                    "catalog_fingerprint": catalog_fingerprint(catalog_dir),
-                    "encode_fuse_s": round(encode_s, 3),
-                    "index_s": round(index_s, 3),
-                    **{name: round(value, 3) for name, value in built.timings.items()},
-                    "total_s": round(time.perf_counter() - started, 3),
-                    "batch_size": batch_size,
-                },
+                build=BuildRecord.model_validate(
+                    {
+                        "catalog": str(catalog_dir),
+                        "catalog_fingerprint": catalog_fingerprint(catalog_dir),
+                        "encode_fuse_s": round(encode_s, 3),
+                        "index_s": round(index_s, 3),
+                        **{name: round(value, 3) for name, value in built.timings.items()},
+                        "total_s": round(time.perf_counter() - started, 3),
+                        "batch_size": batch_size,
+                    }
+                ),
             ),
         )
     log.info(

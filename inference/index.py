@@ -43,7 +43,7 @@ class LoadedIndex:
     @property
     def hub_beta(self) -> float:
         """Weight of the hub penalty (0 = ranking by cosine)."""
-        return float(self.manifest.hub.get("beta", 0.0))
+        return self.manifest.hub.beta
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top k of unit query vectors (B, D): cosines (B, k) and index rows (B, k), -1 where none.
@@ -107,7 +107,7 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
             f"found {index.ntotal} of dimension {index.d}"
         )
     if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efSearch = int(manifest.search.get("ef_search", 0)) or index.hnsw.efSearch
+        index.hnsw.efSearch = manifest.search.ef_search or index.hnsw.efSearch
     neighbours, neighbour_scores = _neighbour_lists(folder, manifest, files)
     try:
         table = pq.read_table(pa.BufferReader(_file(files, folder, INDEX_ARTISTS_FILE)))

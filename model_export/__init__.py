@@ -1,10 +1,6 @@
-"""Encoders, contrastive loss, training and ONNX export (the only package that needs torch)."""
+"""Encoders, contrastive loss, training and ONNX export: the only package that imports torch.
 
-try:
-    import torch  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the install
-    from core.errors import CmarError
-
-    raise CmarError(
-        "training needs torch: install the train extra, pip install -c constraints.txt -e '.[train]'"
-    ) from exc
+`model_export.config` imports no torch, so the command line takes its defaults from it in a
+serving install; the modules that train import torch themselves (a missing torch is a one-line
+error naming the `train` extra, from the command line).
+"""

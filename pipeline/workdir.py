@@ -63,7 +63,7 @@ def artifacts_ready(work: Workdir, catalog_dir: Path) -> bool:
     if index.model.model_version != model.model_version:
         log.info("artifacts not ready: the index was built with another model")
         return False
-    if index.build.get("catalog_fingerprint") != catalog_fingerprint(catalog_dir):
+    if index.build.catalog_fingerprint != catalog_fingerprint(catalog_dir):
         log.info("artifacts not ready: the index was built from another catalogue")
         return False
     return True

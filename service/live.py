@@ -214,7 +214,7 @@ def _penalty(artifacts: Artifacts, vector: FloatArray) -> float:
 def _penalties(artifacts: Artifacts, vectors: FloatArray) -> FloatArray:
     """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`)
     from their cosines to their nearest built-index artists; vectors (B, D)."""
-    hub_k = min(int(artifacts.index.manifest.hub.get("k", 0)), len(artifacts.index))
+    hub_k = min(artifacts.index.manifest.hub.k, len(artifacts.index))
     if artifacts.index.hub_beta == 0 or hub_k == 0 or len(vectors) == 0:
         return np.zeros(len(vectors), dtype=np.float32)
     cosines, rows = artifacts.index.search(np.asarray(vectors, dtype=np.float32), hub_k)

@@ -134,3 +134,9 @@ def test_serve_on_a_damaged_write_database_is_one_line(built: Built, tmp_path: P
     )
     _one_line_error(proc, 1, "writes.sqlite3: cannot open the write database")
     assert db.read_bytes().startswith(b"this is not")  # left as it was
+
+
+def test_the_command_line_builds_without_torch() -> None:
+    code = "import sys, cli.main; cli.main.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -53,7 +53,7 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     raw = json.loads((tmp_path / MANIFEST_FILE).read_text())
     raw["schema_version"] = 99
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
-    with pytest.raises(CmarError, match="schema version 99 is not supported; expected 1"):
+    with pytest.raises(CmarError, match="schema version 99 is not supported; this cmar reads 1 and 2"):
         read_manifest(tmp_path, ModelManifest)
 
 
@@ -78,3 +78,30 @@ def test_atomic_folder_keeps_the_old_folder_when_the_write_fails(tmp_path: Path)
         raise RuntimeError("boom")
     assert (target / "a.txt").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_every_readable_schema_version_reads_into_the_typed_records() -> None:
+    from core.manifest import BuildRecord, HubPenalty, SearchSetting, SelfCheck
+
+    v1 = read_manifest(FIXTURES / "index-v1", IndexManifest, verify=False)  # free-form records, an extra key
+    v2 = read_manifest(FIXTURES / "index-v2", IndexManifest, verify=False)  # what this version writes
+    assert v1 == v2 and v2.schema_version == 2
+    assert v2.hub == HubPenalty(k=100, beta=0.5) and isinstance(v2.search, SearchSetting)
+    assert v2.self_check == SelfCheck(checked=3756, first_is_self=3756, ok=True)
+    assert isinstance(v2.build, BuildRecord) and v2.build.batch_size == 16384
+
+
+def test_an_unknown_schema_version_is_refused_by_name(tmp_path: Path) -> None:
+    raw = json.loads((FIXTURES / "index-v2" / "manifest.json").read_text())
+    raw["schema_version"] = 3
+    (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(CmarError, match=r"schema version 3 is not supported; this cmar reads 1 and 2"):
+        read_manifest(tmp_path, IndexManifest, verify=False)
+    raw["schema_version"] = 2
+    raw["search"]["nprobe"] = 4  # version 2 records are typed: no unknown fields
+    (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(CmarError, match=r"invalid manifest at search.nprobe"):
+        read_manifest(tmp_path, IndexManifest, verify=False)

@@ -14,7 +14,7 @@ import torch
 from catalog.io import read_catalog
 from core.errors import CmarError
 from core.fusion import Fusion
-from core.manifest import IndexManifest, ModelManifest, read_manifest
+from core.manifest import IndexManifest, ModelManifest, SelfCheck, read_manifest
 from core.vectors import fuse
 from index_build.build import UNINDEXED_FILE, build_index
 from inference.index import load_index, vectors_of
@@ -78,7 +78,7 @@ def test_faiss_results_equal_brute_force(built: Built) -> None:
 def test_hub_penalty_is_half_beta_times_mean_neighbour_cosine(built: Built) -> None:
     loaded = load_index(built.index)
     vectors = vectors_of(loaded, np.arange(len(loaded)))
-    k, beta = int(loaded.manifest.hub["k"]), loaded.hub_beta
+    k, beta = loaded.manifest.hub.k, loaded.hub_beta
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -np.inf)
     top = -np.sort(-sims, axis=1)[:, :k]
@@ -98,7 +98,7 @@ def test_without_hub_penalty_the_index_ranks_by_cosine(built: Built, tmp_path: P
 
 def test_manifest_records_the_self_check_and_the_model(built: Built) -> None:
     manifest = read_manifest(built.index, IndexManifest)
-    assert manifest.self_check == {"checked": manifest.n_artists, "first_is_self": manifest.n_artists, "ok": True}
+    assert manifest.self_check == SelfCheck(checked=manifest.n_artists, first_is_self=manifest.n_artists, ok=True)
     model = read_manifest(built.model, ModelManifest)
     assert manifest.model.model_version == model.model_version
 
@@ -158,11 +158,11 @@ def test_precomputed_lists_equal_a_live_search_without_the_artist(built: Built) 
 def test_a_large_catalogue_gets_a_graph_whose_recall_is_measured_and_kept(built: Built, tmp_path: Path) -> None:
     manifest = build_index(built.catalog, built.model, tmp_path / "graph", progress=False, exact_limit=100)
     assert manifest.index_type.startswith("IndexHNSWFlat")
-    assert manifest.search["recall"] >= 0.95 and manifest.search["recall_k"] == 200
+    assert manifest.search.recall >= 0.95 and manifest.search.recall_k == 200
     assert manifest.neighbours_k == 200  # still small enough for precomputed lists
-    assert manifest.self_check["ok"] and manifest.self_check["checked"] == manifest.n_artists
+    assert manifest.self_check.ok and manifest.self_check.checked == manifest.n_artists
     loaded = load_index(tmp_path / "graph")
-    assert loaded.index.hnsw.efSearch == manifest.search["ef_search"] >= 200
+    assert loaded.index.hnsw.efSearch == manifest.search.ef_search >= 200
     assert loaded.matrix is None  # graph indexes are searched by FAISS
 
 
