@@ -225,8 +225,9 @@ def build_index(
     With `hub_beta` > 0 the index ranks by cos(q, c) - penalty(c), penalty(c) = beta/2 times c's
     mean cosine to its `hub_k` nearest artists: each stored vector is [v, -penalty] and queries
     are [q, 1]. With 0 it ranks by cosine. The index is exact up to `exact_limit` artists and an
-    HNSW graph above, its efSearch tuned to recall@200 (see `index_build.structure`); up to `PRECOMPUTE_LIMIT` artists each artist's
-    `neighbours_k` most similar others are stored as well (0 = none).
+    HNSW graph above, its efSearch tuned to recall@200 (see `index_build.structure`); up to
+    `PRECOMPUTE_LIMIT` artists each artist's `neighbours_k` most similar others are stored as
+    well (0 = none).
     """
     claim_output(out_dir, "index", overwrite)
     started = time.perf_counter()
