@@ -1,9 +1,11 @@
-"""The API under load: similar-artist requests against the app's own cheapest answer (the ceiling).
+"""The API under load, against a neutral ceiling.
 
 Every case runs against the same `cmar serve` process, one after the other, at each
-concurrency, with the load generator in its own process (`bench.loadgen`). The
-ceiling is GET /healthz of the same app and server: a constant answer through the same
-middleware, so `ratio_to_ceiling` says how close an endpoint comes to the framework's limit.
+concurrency, with the load generator in its own process (`bench.loadgen`). The ceiling is
+not an endpoint of the product: it is a bare ASGI app with a constant body (`bench.bare`),
+served in its own process by the same server, protocol and limits, measured just before the
+cases (`api.ceiling_bare.cN`). `ratio_to_ceiling` says how close each case comes to what the
+server and the machine allow; the product's own `/healthz` is a case like the others.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def requests(catalog_dir: Path, index_dir: Path, seed: int = 0) -> dict[str, lis
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(ids), min(N_ARTISTS, len(ids)), replace=False)
     return {
-        "ceiling": [Request("GET", "/healthz")],
+        "healthz": [Request("GET", "/healthz")],
         "get_similar_k10": [Request("GET", f"/artists/{ids[i]}/similar?k=10") for i in pick],
         "get_similar_k200": [Request("GET", f"/artists/{ids[i]}/similar?k=200") for i in pick],
         "post_similar_k10": [Request("POST", "/similar", orjson.dumps(b)) for b in cold_start_bodies(catalog_dir, 10)],
@@ -63,25 +65,33 @@ def cold_start_bodies(catalog_dir: Path, k: int, limit: int = N_ARTISTS) -> list
     return bodies
 
 
+CEILING = "ceiling_bare"
+
+
 def run(
     running: Server,
     cases: dict[str, list[Request]],
     duration_s: float,
     concurrency: tuple[int, ...] = CONCURRENCY,
     warmup_s: float = 1.0,
+    bare: Server | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """`api.CASE.cN` of bench.json: rps, p50_ms, p99_ms, errors and ratio_to_ceiling.
 
-    Also the server's CPU time per request (`server_cpu_us`, warm-up included in both counts,
-    so approximate): near 1e6 / rps when the server, not the load generator, is the limit.
+    With `bare` (the neutral ceiling's server), `api.ceiling_bare.cN` is measured first and
+    every ratio is to it. Also the server's CPU time per request (`server_cpu_us`, warm-up
+    included in both counts, so approximate): near 1e6 / rps when the server is the limit.
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for case, reqs in cases.items():
+    plan: list[tuple[str, Server, list[Request]]] = [(case, running, reqs) for case, reqs in cases.items()]
+    if bare is not None:
+        plan.insert(0, (CEILING, bare, [Request("GET", "/")]))
+    for case, target, reqs in plan:
         out[case] = {}
         for c in concurrency:
-            cpu = running.cpu_s()
-            result = run_load_subprocess(running.port, reqs, c, duration_s, warmup_s)
-            used = running.cpu_s() - cpu
+            cpu = target.cpu_s()
+            result = run_load_subprocess(target.port, reqs, c, duration_s, warmup_s)
+            used = target.cpu_s() - cpu
             out[case][f"c{c}"] = result.to_dict()
             out[case][f"c{c}"]["server_cpu_us"] = round(
                 used / max(result.requests, 1) * 1e6 * duration_s / (duration_s + warmup_s), 1
@@ -89,7 +99,7 @@ def run(
             log.info("%s c=%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms", case, c, result.rps, result.p50_ms, result.p99_ms)
     for case in out:
         for level, entry in out[case].items():
-            ceiling = out.get("ceiling", {}).get(level, {}).get("rps") or float("nan")
+            ceiling = out.get(CEILING, {}).get(level, {}).get("rps") or float("nan")
             entry["ratio_to_ceiling"] = round(entry["rps"] / ceiling, 3)
     return out
 

@@ -51,13 +51,17 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     settings = Settings(model_dir=demo / "model", index_dir=demo / "index")
     bench["profile_us"] = api.profile(settings, demo / "catalog")
     cases = api.requests(demo / "catalog", demo / "index")
-    with server.start(demo / "model", demo / "index", work / "server.log") as running:
+    with (
+        server.start_bare(work / "bare.log") as bare,
+        server.start(demo / "model", demo / "index", work / "server.log") as running,
+    ):
         bench["api_setup"] = (
             f"`cmar serve` (uvicorn, one process) on the demo catalogue ({bench['build_demo']['n_artists']} "
-            f"artists, {bench['build_demo']['index_type']}); the load generator in its own process; "
+            f"artists, {bench['build_demo']['index_type']}); the ceiling a bare ASGI app with a constant body "
+            "on the same server and settings in its own process; the load generator in its own process; "
             f"{config.duration_s:g} s measured per row after 1 s of warm-up; started in {running.startup_s:.1f} s."
         )
-        bench["api"] = api.run(running, cases, config.duration_s, config.concurrency)
+        bench["api"] = api.run(running, cases, config.duration_s, config.concurrency, bare=bare)
         bench["api_server_rss_mb"] = round(running.rss_mb())
     report.write(config.out, bench)
 

@@ -88,6 +88,26 @@ class Server:
                 self.process.wait()
 
 
+def start_bare(log_file: Path) -> Server:
+    """The neutral ceiling (`bench.bare`) in its own process, with `cmar serve`'s server settings."""
+    port = free_port()
+    with open(log_file, "ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare", str(port)], stdout=sink, stderr=subprocess.STDOUT
+        )
+    started = time.perf_counter()
+    while time.perf_counter() - started < 60:
+        if process.poll() is not None:
+            raise CmarError(f"the bare ceiling server exited with code {process.returncode}; see {log_file}")
+        try:
+            get_json(port, "/", timeout=1.0)
+            return Server(process, port, time.perf_counter() - started)
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise CmarError(f"the bare ceiling server was not ready after 60 s; see {log_file}")
+
+
 def start(
     model: Path, index: Path, log_file: Path, env: dict[str, str] | None = None, port: int = 0, quiet: bool = True
 ) -> Server:
