@@ -10,12 +10,15 @@ trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 if [ ! -x .venv/bin/cmar ]; then  # the checkout's environment, as the README installs it (torch, to build a demo)
     python3 -m venv .venv && .venv/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 fi
-.venv/bin/pip wheel --quiet --no-deps --wheel-dir "$work/dist" .
+mkdir "$work/src"  # built from a copy of the tracked files, so the checkout gets no build/ folder
+git ls-files -z | xargs -0 cp --parents -t "$work/src" 2>/dev/null || true
+.venv/bin/pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src"
 wheel=$(ls "$work"/dist/cmar-*.whl)
 python3 - "$wheel" <<'PY'
 import sys, zipfile, pathlib
 shipped = {str(pathlib.PurePath(n).parent) for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.endswith("/__init__.py")}
 source = {str(p.parent) for p in pathlib.Path(".").rglob("__init__.py") if not {"tests", ".venv", "build"} & set(p.parts)}
+# (run in the checkout: every package of the source tree must be in the wheel)
 missing = sorted(source - shipped)
 print(f"wheel: {len(shipped)} packages; missing from the wheel: {missing or 'none'}")
 sys.exit(1 if missing else 0)

@@ -219,6 +219,7 @@ def write_catalog(
     extra_artist_columns: dict[str, np.ndarray] | None = None,
     overwrite: bool = False,
     changes: dict[str, int] | None = None,
+    source: dict[str, object] | None = None,
 ) -> None:
     """Write a catalogue folder atomically, one Parquet file per table, and its manifest.
 
@@ -236,6 +237,7 @@ def write_catalog(
             n_artists=catalog.n_artists,
             modalities={n: int(t.present.sum()) for n, t in catalog.modalities.items()},
             changes=changes or {},
+            source=source or {},
         )
         columns: dict[str, pa.Array] = {
             "artist_id": pa.array(catalog.artist_ids.astype(str).tolist(), pa.string()),

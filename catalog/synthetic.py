@@ -9,7 +9,7 @@ artists are similar (ground truth) exactly when they share a style.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +149,13 @@ def _tags(
 def write_synthetic(folder: Path, spec: SyntheticSpec = SyntheticSpec(), overwrite: bool = False) -> SyntheticCatalog:
     """Generate a catalogue and write it to `folder`, with each artist's style as ground truth (see `write_catalog`)."""
     synthetic = generate(spec)
-    write_catalog(folder, synthetic.catalog, extra_artist_columns={STYLE_COLUMN: synthetic.styles}, overwrite=overwrite)
+    write_catalog(
+        folder,
+        synthetic.catalog,
+        extra_artist_columns={STYLE_COLUMN: synthetic.styles},
+        overwrite=overwrite,
+        source={"synthetic": asdict(spec)},
+    )
     return synthetic
 
 

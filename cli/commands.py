@@ -227,8 +227,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pipeline.workdir import Workdir, artifacts_ready, build_artifacts
 
     work = Workdir(args.workdir)
-    work.claim(args.overwrite)
     catalog = args.catalog
+    work.claim(args.overwrite, demo_catalog=catalog is None)
     if catalog is not None and not catalog.is_dir():
         raise CmarError(f"{catalog}: no such catalogue folder")
     if not args.no_serve and args.port:

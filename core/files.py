@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import CmarError
-from core.outputs import claim_output
+from core.outputs import claim_output, record_written
 
 _CHUNK = 1 << 20
 
@@ -42,6 +42,7 @@ def atomic_folder(target: Path, kind: str, overwrite: bool = False) -> Iterator[
         raise CmarError(f"{target}: cannot create a folder beside it ({exc.strerror or exc})") from None
     try:
         yield tmp
+        record_written(tmp)  # what cmar wrote, so that a later run knows what else is there
         claim_output(target, kind, overwrite)  # the path may have changed while the block ran
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

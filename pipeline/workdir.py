@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,39 @@ class Workdir:
         """The index."""
         return self.root / "index"
 
-    def claim(self, overwrite: bool = False) -> None:
-        """Make `root` a workdir: new, empty or an earlier workdir (`core.outputs`); CmarError otherwise."""
+    def claim(self, overwrite: bool = False, demo_catalog: bool = False) -> None:
+        """Make `root` a workdir: new, empty or an earlier workdir whose stage folders cmar may
+        replace (`core.outputs`), checked before any work; CmarError otherwise.
+
+        With `demo_catalog`, the demo catalogue will be written to `catalog/`: refused if a
+        catalogue other than the demo is there (pass it with --catalog instead).
+        """
         claim_output(self.root, "workdir", overwrite)
+        for stage, kind in (("checkpoint", "checkpoint"), ("model", "model"), ("index", "index")):
+            claim_output(self.root / stage, kind, overwrite)
+        if demo_catalog:
+            claim_output(self.catalog, "catalog", overwrite)
+            if not overwrite and self.catalog.exists() and not is_demo_catalog(self.catalog):
+                raise CmarError(
+                    f"{self.catalog}: holds a catalogue that is not the demo; use it with --catalog {self.catalog}, "
+                    "or pass --overwrite to replace it with the demo"
+                )
         if folder_kind(self.root) != "workdir":
             mark_folder(self.root, "workdir")
+
+
+def is_demo_catalog(folder: Path) -> bool:
+    """True if `folder` is the demo catalogue `cmar run` generates (the default synthetic spec)."""
+    from dataclasses import asdict
+
+    from catalog.synthetic import SyntheticSpec
+
+    try:
+        raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    source = raw.get("source", {}) if isinstance(raw, dict) else {}
+    return isinstance(source, dict) and source.get("synthetic") == json.loads(json.dumps(asdict(SyntheticSpec())))
 
 
 def artifacts_ready(work: Workdir, catalog_dir: Path) -> bool:

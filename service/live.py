@@ -113,45 +113,44 @@ class Overlay:
         """True when nothing was written: the built index answers alone."""
         return not self.ids and not self.hidden
 
-    def with_artist(
-        self, artist_id: str, name: str, modalities: list[str], vector: FloatArray, penalty: float, base_row: int | None
+    def changed(
+        self,
+        drop: set[str],
+        hide: set[int],
+        added: list[tuple[str, str, list[str]]] = (),  # type: ignore[assignment]
+        vectors: FloatArray | None = None,
+        penalties: FloatArray | None = None,
     ) -> Overlay:
-        """A snapshot with the artist added or replaced (hiding its built-index row, if any)."""
-        keep = [i for i, a in enumerate(self.ids) if a != artist_id]
+        """A new snapshot: the written artists in `drop` and those `added` removed, the built-index
+        rows `hide` hidden, and `added` (id, name, modalities) appended with their (A, D) `vectors`
+        and (A,) hub `penalties`."""
+        gone = drop | {a for a, _, _ in added}
+        keep = [i for i, a in enumerate(self.ids) if a not in gone]
+        new_vectors = np.zeros((0, self.dim), dtype=np.float32) if vectors is None else vectors
+        new_penalties = np.zeros(0, dtype=np.float32) if penalties is None else penalties
         return Overlay(
             dim=self.dim,
-            ids=(*(self.ids[i] for i in keep), artist_id),
-            names=(*(self.names[i] for i in keep), name),
-            modalities=(*(self.modalities[i] for i in keep), tuple(modalities)),
-            vectors=np.vstack([self.vectors[keep], np.asarray(vector, dtype=np.float32).reshape(1, -1)]),
-            penalty=np.append(self.penalty[keep], np.float32(penalty)).astype(np.float32),
-            hidden=self.hidden | ({base_row} if base_row is not None else set()),
-        )
-
-    def without_artist(self, artist_id: str, base_row: int | None) -> Overlay:
-        """A snapshot with the artist gone from the overlay and its built-index row hidden."""
-        keep = [i for i, a in enumerate(self.ids) if a != artist_id]
-        return Overlay(
-            dim=self.dim,
-            ids=tuple(self.ids[i] for i in keep),
-            names=tuple(self.names[i] for i in keep),
-            modalities=tuple(self.modalities[i] for i in keep),
-            vectors=self.vectors[keep],
-            penalty=self.penalty[keep],
-            hidden=self.hidden | ({base_row} if base_row is not None else set()),
+            ids=(*(self.ids[i] for i in keep), *(a for a, _, _ in added)),
+            names=(*(self.names[i] for i in keep), *(n for _, n, _ in added)),
+            modalities=(*(self.modalities[i] for i in keep), *(tuple(m) for _, _, m in added)),
+            vectors=np.vstack([self.vectors[keep], np.asarray(new_vectors, dtype=np.float32).reshape(-1, self.dim)]),
+            penalty=np.concatenate([self.penalty[keep], np.asarray(new_penalties, dtype=np.float32)]),
+            hidden=self.hidden | hide,
         )
 
 
 # Writing: each function lays a new snapshot over an Artifacts' index with one assignment.
 
 
+def _rows(artifacts: Artifacts, artist_ids: set[str]) -> set[int]:
+    """The built-index rows of these artists (those the index holds)."""
+    return {artifacts.index.row_of[a] for a in artist_ids if a in artifacts.index.row_of}
+
+
 def put(artifacts: Artifacts, artist_id: str, name: str, modalities: list[str], vector: FloatArray) -> bool:
     """Add or replace an artist (fused unit vector); True if it was not served before."""
     created = artifacts.artist(artist_id) is None
-    overlay = artifacts.overlay
-    penalty = _penalty(artifacts, vector)
-    row = artifacts.index.row_of.get(artist_id)
-    artifacts.overlay = overlay.with_artist(artist_id, name, modalities, vector, penalty, row)
+    put_many(artifacts, [(artist_id, name, modalities, vector)])
     return created
 
 
@@ -164,51 +163,27 @@ def put_many(artifacts: Artifacts, writes: list[tuple[str, str, list[str], Float
     if not writes:
         return
     latest = {w[0]: w for w in writes}  # the last write of each artist, in first-seen order
-    overlay = artifacts.overlay
-    keep = [i for i, a in enumerate(overlay.ids) if a not in latest]
     new = list(latest.values())
     vectors = np.asarray([w[3] for w in new], dtype=np.float32).reshape(len(new), -1)
-    hidden = {artifacts.index.row_of[a] for a in latest if a in artifacts.index.row_of}
-    artifacts.overlay = Overlay(
-        dim=overlay.dim,
-        ids=(*(overlay.ids[i] for i in keep), *(w[0] for w in new)),
-        names=(*(overlay.names[i] for i in keep), *(w[1] for w in new)),
-        modalities=(*(overlay.modalities[i] for i in keep), *(tuple(w[2]) for w in new)),
-        vectors=np.vstack([overlay.vectors[keep], vectors]),
-        penalty=np.concatenate([overlay.penalty[keep], _penalties(artifacts, vectors)]).astype(np.float32),
-        hidden=overlay.hidden | hidden,
+    added = [(a, n, m) for a, n, m, _ in new]
+    artifacts.overlay = artifacts.overlay.changed(
+        set(), _rows(artifacts, set(latest)), added, vectors, _penalties(artifacts, vectors)
     )
 
 
 def delete_many(artifacts: Artifacts, artist_ids: list[str]) -> None:
     """Stop serving many artists in one snapshot (ids not served are ignored)."""
     gone = set(artist_ids)
-    if not gone:
-        return
-    overlay = artifacts.overlay
-    keep = [i for i, a in enumerate(overlay.ids) if a not in gone]
-    artifacts.overlay = Overlay(
-        dim=overlay.dim,
-        ids=tuple(overlay.ids[i] for i in keep),
-        names=tuple(overlay.names[i] for i in keep),
-        modalities=tuple(overlay.modalities[i] for i in keep),
-        vectors=overlay.vectors[keep],
-        penalty=overlay.penalty[keep],
-        hidden=overlay.hidden | {artifacts.index.row_of[a] for a in gone if a in artifacts.index.row_of},
-    )
+    if gone:
+        artifacts.overlay = artifacts.overlay.changed(gone, _rows(artifacts, gone))
 
 
 def delete(artifacts: Artifacts, artist_id: str) -> bool:
     """Stop serving an artist; False if it was not served."""
     if artifacts.artist(artist_id) is None:
         return False
-    artifacts.overlay = artifacts.overlay.without_artist(artist_id, artifacts.index.row_of.get(artist_id))
+    delete_many(artifacts, [artist_id])
     return True
-
-
-def _penalty(artifacts: Artifacts, vector: FloatArray) -> float:
-    """A written artist's hub penalty (see `_penalties`)."""
-    return float(_penalties(artifacts, np.asarray(vector, dtype=np.float32).reshape(1, -1))[0])
 
 
 def _penalties(artifacts: Artifacts, vectors: FloatArray) -> FloatArray:

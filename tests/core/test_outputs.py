@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog.io import read_catalog
 from cli.main import main
 from core.errors import CmarError
 from core.files import atomic_folder
@@ -75,3 +76,30 @@ def test_every_command_refuses_a_users_folder(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refusing to replace it" in err, err
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_a_cmar_folder_holding_a_users_files_is_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "cat"
+    with atomic_folder(target, "catalog") as tmp:
+        mark_folder(tmp, "catalog")
+        (tmp / "artists.parquet").write_bytes(b"x")
+    (target / "NOTES.md").write_text("mine")
+    with pytest.raises(CmarError, match=r"also holds 1 entry cmar did not write \('NOTES.md'\)"):
+        claim_output(target, "catalog")
+    assert (target / "NOTES.md").read_text() == "mine"
+
+
+def test_a_folder_with_a_stage_name_inside_is_not_a_workdir(tmp_path: Path) -> None:
+    (tmp_path / "u" / "model").mkdir(parents=True)
+    (tmp_path / "u" / "model" / "weights.bin").write_bytes(b"mine")
+    assert folder_kind(tmp_path / "u") is None
+    with pytest.raises(CmarError, match="a folder that cmar did not write"):
+        claim_output(tmp_path / "u", "workdir")
+
+
+def test_run_keeps_a_users_catalogue_in_its_workdir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "data"
+    assert main(["-q", "catalog", "synthetic", str(work / "catalog"), "--n-artists", "30", "--n-styles", "3"]) == 0
+    assert main(["-q", "run", "--workdir", str(work), "--no-serve", "--epochs", "1"]) == 1
+    assert "not the demo; use it with --catalog" in capsys.readouterr().err
+    assert len(read_catalog(work / "catalog").artist_ids) == 30
