@@ -34,9 +34,11 @@ def read_csv(
     if not path.is_file():
         raise CmarError(f"{path}: {missing_hint}")
     try:
-        codecs.lookup(encoding)
+        text_encoding = codecs.lookup(encoding)._is_text_encoding  # rot13, base64: codecs, not text encodings
     except LookupError:
-        raise CmarError(f"--encoding {encoding!r}: not a known text encoding (e.g. utf-8, latin-1)") from None
+        text_encoding = False
+    if not text_encoding:
+        raise CmarError(f"--encoding {encoding!r}: not a known text encoding (e.g. utf-8, latin-1)")
     if len(delimiter) != 1:
         raise CmarError(f"--delimiter {delimiter!r}: expected one character (e.g. ',' or a tab)")
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
@@ -86,9 +88,15 @@ def _header(path: Path, encoding: str, delimiter: str) -> list[str]:
         ) from None
     except OSError as exc:
         raise CmarError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    row = next(csv.reader([first.lstrip("\ufeff")], delimiter=delimiter), [])
+    try:
+        row = next(csv.reader([first.lstrip("\ufeff")], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise CmarError(f"{path}: cannot read the header ({exc}); lines must end with \\n or \\r\\n") from None
     if not row:
         raise CmarError(f"{path}: empty file; expected a header line")
+    repeated = sorted({c for c in row if row.count(c) > 1})
+    if repeated:
+        raise CmarError(f"{path}: column {repeated[0]!r} appears more than once in the header")
     return row
 
 

@@ -77,7 +77,12 @@ def _vectors(path: Path, table: pa.Table, column: str, keys: np.ndarray) -> np.n
             f"{path}: every {column} must have the same length; row {row} ({keys[row]}) has "
             f"{int(lengths[row])} values, row 0 has {dim}"
         )
-    values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+    try:
+        values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+    except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise CmarError(
+            f"{path}: column {column} must hold lists of numbers (found nested or non-numeric values)"
+        ) from None
     nonfinite = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if nonfinite.size:
         row = int(nonfinite[0])
@@ -130,15 +135,22 @@ def read_catalog(folder: Path) -> Catalog:
     )
     popularity = None
     if "popularity" in artists.column_names:
-        popularity = artists.column("popularity").cast(pa.float32()).fill_null(0).to_numpy().astype(np.float32)
+        try:
+            popularity = artists.column("popularity").cast(pa.float32()).fill_null(0).to_numpy().astype(np.float32)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise CmarError(f"{artists_path}: column popularity must hold numbers") from None
+        if not np.isfinite(popularity).all():
+            raise CmarError(f"{artists_path}: column popularity holds NaN or infinity")
     index = {k: i for i, k in enumerate(ids)}
     n = len(ids)
 
     catalog = Catalog(artist_ids=ids, names=names, popularity=popularity)
     for modality in MODALITIES:
         path = folder / modality_file(modality.name)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             continue
+        if not path.is_file() or (path.stat().st_size == 0 and not path.is_symlink()):
+            raise CmarError(f"{path}: not a regular Parquet file (a folder, a device, a pipe or empty?)")
         if modality.kind is ModalityKind.VECTOR:
             catalog.modalities[modality.name] = _read_vector_table(path, index, n)
         else:
@@ -182,7 +194,10 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
             f"{path}: tag {tags[unknown[0]]!r} (artist {keys[unknown[0]]}) is not in {vocab_path.name}; "
             f"{unknown.size} row(s) name unknown tags"
         )
-    weights = table.column("weight").cast(pa.float32()).fill_null(1.0).to_numpy().astype(np.float32)
+    try:
+        weights = table.column("weight").cast(pa.float32()).fill_null(1.0).to_numpy().astype(np.float32)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise CmarError(f"{path}: column weight must hold numbers") from None
     if not np.isfinite(weights).all():
         raise CmarError(f"{path}: column weight holds NaN or infinity")
     bad = np.flatnonzero(weights < MIN_TAG_WEIGHT)

@@ -24,7 +24,7 @@ from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
 from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
-from core.names import artist_id_problem, normalize_tag
+from core.names import MIN_TAG_WEIGHT, artist_id_problem, normalize_tag
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,14 @@ class CsvFormat:
     delimiter: str = ","
 
 
+MAX_VALUE = 1e15  # larger counts and features are mistakes (and overflow the featurizers' sums)
+
+
 def _numbers(path: Path, table: pa.Table, column: str, allow_empty: bool) -> np.ndarray:
     """A text column parsed as float64; empty cells (and "nan") are NaN if `allow_empty`, else an error.
 
-    A cell that is not a number is a CmarError naming the file, the row and the value.
+    A cell that is not a number, or one of magnitude 1e15 or more (infinity included), is a
+    CmarError naming the file, the row and the value.
     """
     texts = strings(table, column)
     out = np.empty(len(texts), dtype=np.float64)
@@ -73,6 +77,8 @@ def _numbers(path: Path, table: pa.Table, column: str, allow_empty: bool) -> np.
             raise CmarError(f"{path}: row {row + 2}: column {column} must hold a number, got {text!r}") from None
         if not allow_empty and not np.isfinite(out[row]):
             raise CmarError(f"{path}: row {row + 2}: column {column} must hold a finite number, got {text!r}")
+        if abs(out[row]) >= MAX_VALUE:
+            raise CmarError(f"{path}: row {row + 2}: column {column} holds {text!r}; values must be below 1e15")
     return out
 
 
@@ -101,10 +107,11 @@ class _Reader:
         """The count column; rows with an empty/NaN, zero or negative count are counted as dropped."""
         counts = _numbers(path, table, "count", allow_empty=True)
         self.drop(f"{kind} rows with an empty or NaN count (dropped)", np.isnan(counts))
-        self.drop(f"{kind} rows with an infinite count (dropped)", np.isinf(counts))
         self.drop(f"{kind} rows with a zero count (dropped)", counts == 0)
         self.drop(f"{kind} rows with a negative count (dropped)", counts < 0)
-        return counts
+        tiny = (counts > 0) & (counts < MIN_TAG_WEIGHT)
+        self.drop(f"{kind} rows with a count under {MIN_TAG_WEIGHT:g} (dropped)", tiny)
+        return np.where(tiny, 0.0, counts)
 
 
 def read_raw(
@@ -139,7 +146,7 @@ def read_raw(
     popularity = None
     if "popularity" in table.column_names:
         values = _numbers(artists, table, "popularity", allow_empty=True)
-        reader.drop("artists with no popularity (read as 0)", np.isnan(values))
+        reader.drop("artists with no popularity (read as 0)", np.isnan(values))  # values below 1e15: _numbers
         if (values < 0).any():
             row = int(np.flatnonzero(values < 0)[0])
             raise CmarError(f"{artists}: row {row + 2}: popularity must be >= 0, got {values[row]:g}")
@@ -180,7 +187,9 @@ def read_raw(
             embedding = tag_embedding(matrix, config)
         except ValueError as exc:
             raise CmarError(f"{tags}: {exc}; nothing to embed (lower the minimum, or give more tags)") from None
-        reader.changes["tags dropped for being used by too few artists"] += len(vocab) - embedding.kept.size
+        rare = np.setdiff1d(np.arange(len(vocab)), embedding.kept)
+        reader.changes["tags used by too few artists (dropped)"] += rare.size
+        reader.drop("tags rows of tags used by too few artists (dropped)", np.isin(cols, rare))
         catalog.modalities["tag"] = embedding.set_table(vocab, n)
 
     if audio is not None:
@@ -203,6 +212,7 @@ def read_raw(
 
     if not catalog.modalities:
         raise CmarError("give at least one of --plays, --tags, --audio")
+    reader.drop("artists left with no modality (not indexed)", ~catalog.present().any(axis=0))
     changes = {reason: count for reason, count in reader.changes.items() if count}
     return RawCatalog(catalog, changes)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from catalog.tables import Catalog, SetTable, VectorTable
-from core.names import artist_id_problem, normalize_tag
+from core.names import artist_id_problem, has_surrogates, normalize_tag, tag_weight_problem
 from core.store import WriteStore
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
     """
     latest = {}
     for artist_id, body in writes:
-        problem = artist_id_problem(artist_id)
+        problem = artist_id_problem(artist_id) or (None if body is None else _body_problem(body))
         if problem is not None:
-            log.warning("stored write left out: %s", problem)
+            log.warning("stored write of %r left out: %s", artist_id, problem)
             continue
         latest[artist_id] = body
     index = {a: i for i, a in enumerate(catalog.artist_ids.tolist())}
@@ -69,10 +69,11 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
             values[:n_old], present[:n_old] = table.values[keep], table.present[keep]
             for j, artist in enumerate(new_ids, start=n_old):
                 given = latest[artist].get(name)  # type: ignore[union-attr]
-                if given is not None and len(given) == table.dim:
-                    values[j], present[j] = given, True
+                vector = _finite_vector(given, table.dim)
+                if vector is not None:
+                    values[j], present[j] = vector, True
                 elif given is not None:
-                    log.warning("%s: %s has %d values, the catalogue %d; left out", artist, name, len(given), table.dim)
+                    log.warning("%s: %s is not %d finite numbers; left out", artist, name, table.dim)
             tables[name] = VectorTable(present=present, values=values)
         else:
             tables[name] = _merged_set(table, keep, new_ids, latest, name)
@@ -80,6 +81,28 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
     removed = sum(1 for a, body in latest.items() if body is None and a in index)
     merged = Catalog(artist_ids=ids, names=names, popularity=popularity, modalities=tables)  # type: ignore[arg-type]
     return Merged(merged, added=len(new_ids) - replaced, replaced=replaced, removed=removed)
+
+
+def _finite_vector(given: Any, dim: int) -> np.ndarray | None:
+    """`given` as a float32 vector of length `dim` with finite values, or None."""
+    try:
+        vector = np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if vector.shape != (dim,) or not np.isfinite(vector).all() or np.abs(vector).max(initial=0) > 3.4e38:
+        return None
+    return vector.astype(np.float32)
+
+
+def _body_problem(body: dict[str, Any]) -> str | None:
+    """Why a stored PUT body cannot become a catalogue row (the service checked it; a damaged row may not pass)."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name or has_surrogates(name):
+        return "its name is missing or not valid text"
+    for modality, value in body.items():
+        if modality != "name" and not isinstance(value, list | dict):
+            return f"its {modality} is not a list or an object"
+    return None
 
 
 def _merged_set(
@@ -104,6 +127,9 @@ def _merged_set(
         weighted = given if isinstance(given, dict) else dict.fromkeys(given, 1.0)
         seen: set[int] = set()
         for tag, weight in weighted.items():
+            if not isinstance(tag, str) or has_surrogates(tag) or tag_weight_problem(float(weight)) is not None:
+                log.warning("%s: tag %r with weight %r left out", artist, tag, weight)
+                continue
             item = vocab.get(normalize_tag(tag))  # the catalogue's vocabulary is in canonical form
             if item is not None and item not in seen:  # a repeat of a tag after normalising counts once
                 seen.add(item)

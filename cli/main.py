@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -64,6 +65,38 @@ OVERWRITE_HELP = (
 )
 
 
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low} to {high:,}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+PORT = _int_in(0, 65535)
+SEED = _int_in(0, 2**32 - 1)
+ARTISTS = _int_in(2, 50_000_000)
+STYLES = _int_in(1, 100_000)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error."""
 
@@ -82,10 +115,10 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
-    group.add_argument("--batch-size", type=int, help=f"artists per batch (default {d.batch_size})")
-    group.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr:g})")
-    group.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {d.temperature:g})")
+    group.add_argument("--epochs", type=_int_in(1, 100_000), help=f"maximum epochs (default {d.epochs})")
+    group.add_argument("--batch-size", type=_int_in(2, 1_000_000), help=f"artists per batch (default {d.batch_size})")
+    group.add_argument("--lr", type=_positive, help=f"Adam learning rate (default {d.lr:g})")
+    group.add_argument("--temperature", type=_positive, help=f"InfoNCE temperature (default {d.temperature:g})")
     group.add_argument(
         "--patience", type=int, help=f"early-stopping patience in epochs, 0 = off (default {d.patience})"
     )
@@ -95,7 +128,7 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         choices=(2, 3),
         help=f"train on artists with at least this many modalities (default {d.min_modalities}; the paper: 3)",
     )
-    group.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    group.add_argument("--seed", type=SEED, help=f"random seed (default {d.seed})")
     group.add_argument(
         "--subset-weight",
         type=float,
@@ -131,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true", help="reuse the artifacts in --workdir if they verify")
     p.add_argument("--no-serve", action="store_true", help="stop after building the artifacts")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
+    p.add_argument("--port", type=PORT, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     _train_options(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_run)
@@ -140,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     cat_sub = cat.add_subparsers(dest="catalog_command", required=True, metavar="ACTION", parser_class=_Parser)
     p = cat_sub.add_parser("synthetic", help="generate a synthetic catalogue with known answers")
     p.add_argument("out", type=Path, help="folder to write")
-    p.add_argument("--n-artists", type=int, default=4000)
-    p.add_argument("--n-styles", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-artists", type=ARTISTS, default=4000)
+    p.add_argument("--n-styles", type=STYLES, default=40)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_catalog_synthetic)
     p = cat_sub.add_parser(
@@ -214,15 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model folder (default $CMAR_MODEL_DIR or cmar-data/model)")
     p.add_argument("--index", type=Path, help="index folder (default $CMAR_INDEX_DIR or cmar-data/index)")
     p.add_argument("--host", help="address (default $CMAR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help=f"port (default $CMAR_PORT or {DEFAULT_PORT}; 0 = any free port)")
+    p.add_argument("--port", type=PORT, help=f"port (default $CMAR_PORT or {DEFAULT_PORT}; 0 = any free port)")
     p.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="measure retrieval quality and write a report")
     ev_sub = ev.add_subparsers(dest="evaluate_command", required=True, metavar="DATASET", parser_class=_Parser)
     p = ev_sub.add_parser("synthetic", help="the synthetic catalogue: fused index against single modalities")
     p.add_argument("--out", type=Path, required=True, help="report folder")
-    p.add_argument("--n-artists", type=int, default=4000)
-    p.add_argument("--n-styles", type=int, default=40)
+    p.add_argument("--n-artists", type=ARTISTS, default=4000)
+    p.add_argument("--n-styles", type=STYLES, default=40)
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated catalogue")
     _train_options(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -248,10 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate_olga_search)
     p = sub.add_parser("bench", help="speed and scale: the API under load, the build, training, 1M artists, a peer")
     p.add_argument("--out", type=Path, required=True, help="report folder (bench.json, bench.md)")
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per API case and concurrency")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="connections (default 1 16 64)")
-    p.add_argument("--demo-artists", type=int, default=4000, help="synthetic catalogue the API serves")
-    p.add_argument("--scale", type=int, default=1_000_000, help="artists of the large catalogue (0 = skip)")
+    p.add_argument("--duration", type=_positive, default=10.0, help="measured seconds per API case and concurrency")
+    p.add_argument(
+        "--concurrency", type=_int_in(1, 10_000), nargs="+", default=[1, 16, 64], help="connections (default 1 16 64)"
+    )
+    p.add_argument("--demo-artists", type=ARTISTS, default=4000, help="synthetic catalogue the API serves")
+    p.add_argument(
+        "--scale", type=_int_in(0, 50_000_000), default=1_000_000, help="artists of the large catalogue (0 = skip)"
+    )
     p.add_argument("--exact-limit", type=int, help=f"exact index up to this many artists (default {EXACT_LIMIT})")
     p.add_argument("--epochs", type=int, help="training epochs (default: the training default)")
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
@@ -269,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_schema)
     p = chk_sub.add_parser("load", help="GET load at concurrency 64 while artists are written and the model swapped")
     p.add_argument("--out", type=Path, required=True, help="report folder (load.json)")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
-    p.add_argument("--concurrency", type=int, default=64, help="connections (default 64)")
+    p.add_argument("--duration", type=_positive, default=60.0, help="seconds of load (default 60)")
+    p.add_argument("--concurrency", type=_int_in(1, 10_000), default=64, help="connections (default 64)")
     p.add_argument("--epochs", type=int, help="training epochs of the two demo models")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_load)
@@ -326,6 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("cmar: interrupted\n")
         return 130
+    except MemoryError:
+        sys.stderr.write("cmar: error: out of memory; try smaller sizes (--n-artists, --batch-size, --scale)\n")
+        return 1
+    except Exception as exc:  # no traceback for anything: one line, the traceback with -v
+        log.debug("traceback of the error below", exc_info=True)
+        first = (str(exc).splitlines() or [""])[0][:300]
+        sys.stderr.write(
+            f"cmar: error: {type(exc).__name__}: {first} (unexpected: please report it; -v shows the traceback)\n"
+        )
+        return 1
     return 0
 
 

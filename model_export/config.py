@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -47,12 +48,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.temperature <= 0:
-            problems.append("temperature must be > 0")
-        if self.batch_size < 2:
-            problems.append("batch_size must be >= 2 (InfoNCE needs negatives)")
-        if self.epochs < 1:
-            problems.append("epochs must be >= 1")
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            problems.append("temperature must be a finite number > 0")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            problems.append("lr must be a finite number > 0")
+        if not math.isfinite(self.subset_weight) or self.subset_weight < 0:
+            problems.append("subset_weight must be a finite number >= 0")
+        if not 2 <= self.batch_size <= 1_000_000:
+            problems.append("batch_size must be between 2 (InfoNCE needs negatives) and 1,000,000")
+        if not 1 <= self.epochs <= 100_000:
+            problems.append("epochs must be between 1 and 100,000")
+        if self.patience < 0:
+            problems.append("patience must be >= 0")
+        if not 0 <= self.seed < 2**32:
+            problems.append("seed must be between 0 and 2^32 - 1")
         if not 0 <= self.val_fraction < 1:
             problems.append("val_fraction must be in [0, 1)")
         if self.min_modalities not in (2, 3):

@@ -243,8 +243,9 @@ def load_checkpoint(folder: Path) -> tuple[CrossModalModel, dict[str, Any]]:
         config = TrainConfig.from_dict(info["config"])
         model = CrossModalModel(info["input_dims"], config)
         model.load_state_dict(torch.load(folder / CHECKPOINT_FILE, weights_only=True))
-    except (KeyError, json.JSONDecodeError, RuntimeError) as exc:
-        raise CmarError(f"{folder}: checkpoint does not load ({exc})") from None
+    except Exception as exc:  # torch.load raises many kinds for a damaged file (EOFError, IndexError, ...)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise CmarError(f"{folder}: checkpoint does not load ({type(exc).__name__}: {first})") from None
     model.eval()
     return model, info
 

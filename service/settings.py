@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         1, ge=1, description="BLAS and OpenMP threads per search (more only helps very large exact indexes)"
     )
-    log_level: str = Field("info", description="debug, info, warning or error")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="critical, error, warning, info, debug or trace"
+    )
     access_log: bool = Field(False, description="log every request (costs about a tenth of the throughput)")
     log_format: Literal["json", "text"] = Field("json", description="log lines as JSON objects, or as text")
     writes_db: Path | None = Field(

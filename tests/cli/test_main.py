@@ -56,12 +56,22 @@ def test_wrong_format(tmp_path: Path) -> None:
 
 def test_usage_error(tmp_path: Path) -> None:
     _one_line_error(_run("train", str(tmp_path)), 2, "the following arguments are required: --out")
-    _one_line_error(_run("train", str(tmp_path), "--out", "x", "--epochs", "many"), 2, "invalid int value")
+    _one_line_error(_run("train", str(tmp_path), "--out", "x", "--epochs", "many"), 2, "expected a whole number")
+    for option, value, fragment in (
+        ("--epochs", "99999999999999999999", "expected 1 to 100,000"),
+        ("--lr", "nan", "expected a finite number > 0"),
+        ("--lr", "inf", "expected a finite number > 0"),
+        ("--seed", "-1", "expected 0 to 4,294,967,295"),
+    ):
+        _one_line_error(_run("train", str(tmp_path), "--out", "x", option, value), 2, fragment)
+    _one_line_error(_run("run", "--port", "70000"), 2, "expected 0 to 65,535")
+    _one_line_error(_run("catalog", "synthetic", str(tmp_path / "s"), "--n-artists", "99999999999999"), 2, "expected 2")
+    _one_line_error(_run("bench", "--out", str(tmp_path / "b"), "--duration", "nan"), 2, "finite number")
 
 
 def test_bad_training_value(tiny_catalog: tuple[Path, SyntheticCatalog], tmp_path: Path) -> None:
-    proc = _run("train", str(tiny_catalog[0]), "--out", str(tmp_path / "ck"), "--temperature", "-1")
-    _one_line_error(proc, 1, "temperature must be > 0")
+    proc = _run("train", str(tiny_catalog[0]), "--out", str(tmp_path / "ck"), "--subset-weight", "nan")
+    _one_line_error(proc, 1, "subset_weight must be a finite number >= 0")
     for option, spec, fragment in (
         ("--completion", "audio", "--completion: expected NAME=WEIGHT"),
         ("--completion", "audio=x", "--completion: expected NAME=WEIGHT"),

@@ -44,7 +44,7 @@ def test_training_artists_have_at_least_min_modalities(tiny_catalog: tuple[Path,
 def test_config_round_trips_and_rejects_nonsense() -> None:
     config = TrainConfig(epochs=3, hidden={"audio": (32,), "cf": (16, 8)})
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(CmarError, match="temperature must be > 0"):
+    with pytest.raises(CmarError, match="temperature must be a finite number > 0"):
         TrainConfig(temperature=0)
     with pytest.raises(CmarError, match="unknown training config key"):
         TrainConfig.from_dict({"epoch": 3})
