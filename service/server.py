@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _REASONS = {
     400: b"Bad Request",
+    413: b"Content Too Large",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
@@ -55,6 +56,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 30.0
     max_connections = 1000
+    max_body_bytes = 1_048_576
+    max_pipeline = 64  # requests queued behind the one being answered on a connection
     version_headers: Callable[[], list[tuple[bytes, bytes]]] = staticmethod(_no_headers)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -64,6 +67,8 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._in_head = True
         self._timer: asyncio.TimerHandle | None = None
         self._too_many_headers = False
+        self._parsed_head = 0  # bytes of the current request's line, headers and trailers, as parsed
+        self._after_head = 0  # bytes received since the current request's headers ended
         self._waiting_since = self.loop.time()  # since when it has been waiting for a request's headers
         if len(self.connections) > self.max_connections and not self._evict_slowest():
             self._refuse(503, f"the server has {self.max_connections} open connections (CMAR_MAX_CONNECTIONS)")
@@ -149,6 +154,11 @@ class _LimitedHttpTools(HttpToolsProtocol):
             if self._head_bytes > self.max_header_bytes:
                 self._refuse(431, f"request headers over {self.max_header_bytes} bytes (CMAR_MAX_HEADER_BYTES)")
                 return
+        else:  # a body, trailers, pipelined requests: never more than a body and a head's worth unanswered
+            self._after_head += len(data)
+            if self._after_head > self.max_body_bytes + 2 * self.max_header_bytes:
+                self._refuse(413, f"more than {self.max_body_bytes} bytes of body (CMAR_MAX_BODY_BYTES)")
+                return
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -157,10 +167,22 @@ class _LimitedHttpTools(HttpToolsProtocol):
             self._waiting_since = self.loop.time()
         self._in_head = True
         self._head_bytes = 0
+        self._parsed_head = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_head += len(url)
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= self.max_headers:
-            self._too_many_headers = True
+        # Counted as parsed too: a pipelined request's head, or a chunked body's trailers, can
+        # arrive inside one read with other bytes, where the byte count above cannot see them.
+        self._parsed_head += len(name) + len(value) + 4
+        if len(self.headers) >= self.max_headers or self._parsed_head > self.max_header_bytes:
+            if self._in_head:
+                self._too_many_headers = True  # answered 431 when the headers end
+            else:  # trailers past the limit: the request is already being answered, so only close
+                log.warning("connection from %s closed: trailers over the header limits", self.client)
+                self.transport.close()
             return
         super().on_header(name, value)
 
@@ -169,14 +191,23 @@ class _LimitedHttpTools(HttpToolsProtocol):
         self._tail = b""
         self._stop_timer()
         if self._too_many_headers:
-            self._refuse(431, f"more than {self.max_headers} header fields (CMAR_MAX_HEADERS)")
+            self._refuse(
+                431,
+                f"more than {self.max_headers} header fields or {self.max_header_bytes} bytes of headers "
+                "(CMAR_MAX_HEADERS, CMAR_MAX_HEADER_BYTES)",
+            )
             return
+        self._after_head = 0
         self._start_timer(self.body_timeout, "request body not received", "CMAR_BODY_TIMEOUT")
         super().on_headers_complete()
+        if len(self.pipeline) > self.max_pipeline:  # a client sending requests without reading answers
+            log.warning("connection from %s closed: over %d pipelined requests", self.client, self.max_pipeline)
+            self.pipeline.clear()
+            self.transport.close()
 
     def on_message_complete(self) -> None:
         self._stop_timer()
-        if self._too_many_headers:
+        if self._too_many_headers or self.transport.is_closing():
             return  # refused: no request cycle was started
         super().on_message_complete()
         self._in_head = True
@@ -204,6 +235,7 @@ def limited_protocol(
             "header_timeout": settings.header_timeout,
             "body_timeout": settings.body_timeout,
             "max_connections": settings.max_connections,
+            "max_body_bytes": settings.max_body_bytes,
             "version_headers": staticmethod(version_headers or _no_headers),
         },
     )
@@ -242,4 +274,5 @@ def uvicorn_options(settings: Settings, app: Any = None) -> dict[str, Any]:
         return list(artifacts.version_headers) if artifacts is not None else []
 
     limited = settings.model_copy(update={"max_connections": raise_fd_limit(settings.max_connections)})
-    return {"http": limited_protocol(limited, versions), "timeout_keep_alive": 5}
+    # ws="none": no WebSocket routes; an Upgrade request is answered as plain HTTP by the app, with its headers
+    return {"http": limited_protocol(limited, versions), "timeout_keep_alive": 5, "ws": "none"}

@@ -1,6 +1,7 @@
 """The served process under hostile clients: header size, header count, slow headers, connection
 cap, a restart on a port a client was connected to, and forged log lines (issue 10, kinds 10 and 11)."""
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -167,3 +168,49 @@ def test_a_slow_body_is_timed_out(served: tuple[server.Server, Path]) -> None:
         started = time.monotonic()
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4, answer[:100]
+
+
+def test_a_pipelined_requests_headers_count_against_the_limit(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    first = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+    second = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: " + b"p" * 30_000 + b"\r\n\r\n"
+    with _connect(running.port) as sock:
+        sock.sendall(first + second)  # one write: the second head is inside the first read
+        answer = _answer(sock)
+    assert b"HTTP/1.1 431" in answer and answer.count(b"HTTP/1.1 200") <= 1, answer[:300]
+
+
+def test_trailers_are_bounded(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    head = b"POST /similar HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    body = b'{"cf": [0]}'
+    chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n"
+    trailers = b"".join(b"x-t%d: " % i + b"t" * 2000 + b"\r\n" for i in range(20)) + b"\r\n"
+    with _connect(running.port) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(head + chunked + trailers)
+        answer = _answer(sock)
+    assert b"HTTP/1.1 200" not in answer  # 40 kB of trailers against an 8 kB limit: closed or refused
+    assert server.get_json(running.port, "/healthz") == {"status": "ok"}
+
+
+def test_clients_that_pipeline_without_reading_are_cut_off(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    many = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" * 400
+    with _connect(running.port) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(many)
+        answer = _answer(sock)
+    assert answer.count(b"HTTP/1.1 200") < 400  # closed past 64 queued requests
+
+
+def test_an_upgrade_request_is_answered_by_the_app_with_its_headers(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    with _connect(running.port) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+            b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        sock.settimeout(2)
+        answer = sock.recv(4096).lower()
+    assert answer.startswith(b"http/1.1 200") and b"x-request-id: " in answer
