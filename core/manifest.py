@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from core.artifacts import onnx_file
 from core.errors import CmarError
 from core.files import sha256_file
-from core.modalities import ModalityKind
+from core.fusion import check_modality_weights
+from core.modalities import MODALITY_NAMES, ModalityKind
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: the same records as untyped objects (read and checked as version 2)
@@ -100,6 +102,21 @@ class ModelManifest(_Manifest):
     completion: dict[str, float] = {}  # modality subset -> weight of its completion (maps in completion.npz)
     training: dict[str, Any] = {}  # the config that rebuilds the model
     metrics: dict[str, Any] = {}  # training metrics (loss per epoch, parity check)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelManifest:
+        problems = []
+        if self.embedding_dim < 1 or self.max_tags < 1:
+            problems.append("embedding_dim and max_tags must be >= 1")
+        for name, entry in self.modalities.items():
+            if name not in MODALITY_NAMES:
+                problems.append(f"unknown modality {name!r}")
+            elif entry.file != onnx_file(name) or entry.input_dim < 1:
+                problems.append(f"modality {name!r} must name file {onnx_file(name)!r} and an input_dim >= 1")
+        problems += check_modality_weights(self.modality_weights)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class IndexManifest(_Manifest):
@@ -215,8 +232,11 @@ def _plain_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and name == name.strip()
 
 
-def read_file(folder: Path, name: str) -> bytes:
-    """The bytes of a regular file directly inside `folder` (never through a symbolic link)."""
+def read_file(folder: Path, name: str, size: int | None = None) -> bytes:
+    """The bytes of a regular file directly inside `folder`, never through a symbolic link.
+
+    With `size`, a file of another size is refused before it is read.
+    """
     path = Path(folder) / name
     if not _plain_name(name):
         raise CmarError(f"{folder}: {name!r} is not a file name inside the folder")
@@ -229,8 +249,11 @@ def read_file(folder: Path, name: str) -> bytes:
     except OSError as exc:
         raise CmarError(f"{path}: cannot read ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise CmarError(f"{path}: not a regular file")
+        if size is not None and info.st_size != size:  # refused before reading, however large it is
+            raise CmarError(f"{path}: not the {size} bytes the manifest records (truncated or replaced?)")
         os.set_blocking(fd, True)
         return handle.read()
 
@@ -243,7 +266,7 @@ def read_files(folder: Path, manifest: _Manifest, verify: bool = True) -> dict[s
     """
     out: dict[str, bytes] = {}
     for name, entry in manifest.files.items():
-        data = read_file(folder, name)
+        data = read_file(folder, name, entry.bytes)
         path = Path(folder) / name
         if len(data) != entry.bytes:  # what was found is not echoed: the file may be a link to anything
             raise CmarError(f"{path}: not the {entry.bytes} bytes the manifest records (truncated or replaced?)")

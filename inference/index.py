@@ -96,6 +96,14 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
             f"{folder}: index was built with model {manifest.model.model_version}, "
             f"but the model folder holds {model.model_version}; rebuild the index (cmar build-index)"
         )
+    if model is not None and manifest.model != model:
+        # The version hashes the model's files, not its manifest: the copy the index kept at build
+        # time is what the manifest must still say (encoder files, dimensions, fusion weights).
+        changed = sorted(k for k in ModelManifest.model_fields if getattr(manifest.model, k) != getattr(model, k))
+        raise CmarError(
+            f"{folder}: the model folder's manifest differs from the one this index was built with "
+            f"(in {', '.join(changed)}); was it edited? Export and build again"
+        )
     files = read_files(folder, manifest, verify)
     try:
         index = faiss.deserialize_index(np.frombuffer(_file(files, folder, INDEX_FILE), dtype=np.uint8))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,7 @@ def resume_swap(settings: Settings) -> Settings:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: unreadable swap record, ignored (%s)", path, exc)
         return settings
-    if (model_dir, index_dir) == (settings.model_dir, settings.index_dir):
+    if (model_dir.resolve(), index_dir.resolve()) == (settings.model_dir.resolve(), settings.index_dir.resolve()):
         return settings
     if not settings.resume_swap:
         log.warning(
@@ -293,7 +294,7 @@ def _record_swap(settings: Settings, model_dir: Path, index_dir: Path, fresh: Ar
         "index_version": fresh.index.version,
         "swapped_at": time.time(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_text(json.dumps(record, indent=2))
         os.replace(tmp, path)
@@ -351,7 +352,7 @@ async def swap(
                     log.warning("stored write of %r not applied: %s", write.artist_id, getattr(exc, "detail", exc))
             old = _current(serving)
             serving.artifacts = fresh  # one assignment: requests in flight keep the old
-        _record_swap(settings, model_dir, index_dir, fresh)
+            _record_swap(settings, model_dir, index_dir, fresh)  # under the lock: records follow swaps' order
         metrics.serving(fresh)
         metrics.swaps.labels("ok").inc()
         log.info(

@@ -453,3 +453,32 @@ def test_text_log_lines_name_the_request() -> None:
     record = logging.LogRecord("cmar", logging.WARNING, "", 0, "something", None, None)
     record.request_id = "abc-1"
     assert SafeTextFormatter().format(record).endswith("something [request_id=abc-1]")
+
+
+def test_an_edited_model_manifest_is_refused_by_the_swap(client: TestClient, built: Built, tmp_path: Path) -> None:
+    for field, value in (("file", "cf.onnx"), ("input_dim", 0)):
+        model = tmp_path / f"model-{field}"
+        shutil.copytree(built.model, model)
+        manifest = json.loads((model / "manifest.json").read_text())
+        manifest["modalities"]["audio"][field] = value  # the version hashes files, not the manifest
+        (model / "manifest.json").write_text(json.dumps(manifest))
+        r = client.post("/admin/swap", json={"model_dir": str(model), "index_dir": str(built.index)}, headers=AUTH)
+        assert r.status_code == 409, r.text
+    model = tmp_path / "model-weights"
+    shutil.copytree(built.model, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["modality_weights"]["audio"] = 7.0  # valid on its own, but not what the index was built with
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    r = client.post("/admin/swap", json={"model_dir": str(model), "index_dir": str(built.index)}, headers=AUTH)
+    assert r.status_code == 409 and "differs from the one this index was built with" in r.json()["detail"]
+
+
+def test_a_huge_file_of_the_wrong_size_is_refused_without_reading_it(
+    client: TestClient, built: Built, tmp_path: Path
+) -> None:
+    index = tmp_path / "sparse"
+    shutil.copytree(built.index, index)
+    with open(index / "neighbours.npy", "r+b") as handle:
+        handle.truncate(3 * 2**30)  # a sparse 3 GiB file: reading it whole would cost 3 GiB of memory
+    r = client.post("/admin/swap", json={"index_dir": str(index)}, headers=AUTH)
+    assert r.status_code == 409 and "bytes the manifest records" in r.json()["detail"]
