@@ -1,4 +1,8 @@
-"""Typed dependencies: what handlers receive instead of reading `request.app.state` (tests override them)."""
+"""Typed dependencies: what handlers receive instead of reading `request.app.state` (tests override them).
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop per
+dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from service.settings import Settings
 from service.state import Live, Serving
 
 
-def get_serving(request: Request) -> Serving:
+async def get_serving(request: Request) -> Serving:
     """The app's state."""
     return request.app.state.serving  # type: ignore[no-any-return]
 
@@ -20,26 +24,26 @@ def get_serving(request: Request) -> Serving:
 ServingDep = Annotated[Serving, Depends(get_serving)]
 
 
-def get_artifacts(serving: ServingDep) -> Artifacts:
+async def get_artifacts(serving: ServingDep) -> Artifacts:
     """The artifacts served when the request started (503 before the lifespan loaded them)."""
     if serving.artifacts is None:
         raise HTTPException(status_code=503, detail="artifacts are not loaded yet")
     return serving.artifacts
 
 
-def get_live(serving: ServingDep) -> Live:
+async def get_live(serving: ServingDep) -> Live:
     """The write database and its lock (503 before the lifespan opened them)."""
     if serving.live is None:
         raise HTTPException(status_code=503, detail="the write database is not open yet")
     return serving.live
 
 
-def get_settings_of(serving: ServingDep) -> Settings:
+async def get_settings_of(serving: ServingDep) -> Settings:
     """The app's settings."""
     return serving.settings
 
 
-def get_metrics(serving: ServingDep) -> Metrics:
+async def get_metrics(serving: ServingDep) -> Metrics:
     """The app's Prometheus metrics."""
     return serving.metrics
 

@@ -61,7 +61,7 @@ async def similar_cold_start(query: SimilarQuery, artifacts: ArtifactsDep) -> Re
 
 
 @router.get("/artists/{artist_id}", response_model=Artist, tags=["artists"])
-def artist(artist_id: ArtistId, artifacts: ArtifactsDep) -> Artist:
+async def artist(artist_id: ArtistId, artifacts: ArtifactsDep) -> Artist:
     """An indexed artist's name and modalities."""
     name, modalities = served(artifacts, artist_id)
     return Artist(artist_id=artist_id, name=name, modalities=modalities)
@@ -80,7 +80,7 @@ async def prometheus_metrics(metrics: MetricsDep) -> Response:
 
 
 @router.get("/readyz", response_model=Readiness, tags=["health"])
-def readyz(artifacts: ArtifactsDep, live: LiveDep) -> Readiness:
+async def readyz(artifacts: ArtifactsDep, live: LiveDep) -> Readiness:
     """Readiness: artifacts are loaded; what model and index are served; whether writes can be stored."""
     problem = live.store.problem
     return Readiness(
