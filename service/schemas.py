@@ -180,7 +180,10 @@ class ErrorDetail(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorDetail, "description": "the body is not readable (e.g. not UTF-8)"},
+    400: {
+        "model": ErrorDetail,
+        "description": "the body is not readable (not UTF-8, not parseable JSON), or the path's escapes are not UTF-8",
+    },
     401: {"model": ErrorDetail, "description": "an API key is needed (writes, admin; reads if closed)"},
     403: {"model": ErrorDetail, "description": "the API key is wrong, or the server has none"},
     404: {"model": ErrorDetail, "description": "no such artist"},
