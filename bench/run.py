@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import api, jobs, report, scale, server
+from core.errors import CmarError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,12 @@ class BenchConfig:
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     """Train on the demo catalogue, serve it under load, build and serve the large one, the peer."""
     work = config.out / "work"
+    marker = work / ".cmar-bench-work"
+    if work.exists() and not marker.is_file():
+        raise CmarError(f"{work}: a folder cmar bench did not make; refusing to delete it (move it, or choose --out)")
     shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    marker.write_text("made by cmar bench; deleted and made anew by each run\n")
     bench: dict[str, Any] = {"command": config.command, "machine": report.machine(), "started": time.time()}
     demo = work / "demo"
     epochs = ["--epochs", str(config.epochs)] if config.epochs else []

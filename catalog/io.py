@@ -56,7 +56,10 @@ def _strings(path: Path, table: pa.Table, column: str) -> np.ndarray:
     col = table.column(column)
     if col.null_count:
         raise CmarError(f"{path}: column {column} has {col.null_count} empty value(s)")
-    return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+    try:
+        return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise CmarError(f"{path}: column {column} must hold text ({str(exc).splitlines()[0]})") from None
 
 
 def _vectors(path: Path, table: pa.Table, column: str, keys: np.ndarray) -> np.ndarray:
@@ -194,8 +197,10 @@ def _read_set_table(path: Path, vocab_path: Path, index: dict[str, int], n: int)
             f"{path}: tag {tags[unknown[0]]!r} (artist {keys[unknown[0]]}) is not in {vocab_path.name}; "
             f"{unknown.size} row(s) name unknown tags"
         )
+    if table.column("weight").null_count:
+        raise CmarError(f"{path}: column weight has {table.column('weight').null_count} empty value(s)")
     try:
-        weights = table.column("weight").cast(pa.float32()).fill_null(1.0).to_numpy().astype(np.float32)
+        weights = table.column("weight").cast(pa.float32()).to_numpy().astype(np.float32)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise CmarError(f"{path}: column weight must hold numbers") from None
     if not np.isfinite(weights).all():

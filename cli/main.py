@@ -226,16 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("catalog", type=Path, help="catalogue folder")
     p.add_argument("--model", type=Path, required=True, help="model folder (cmar export)")
     p.add_argument("--out", type=Path, required=True, help="index folder to write")
-    p.add_argument("--batch-size", type=int, default=16384, help="artists encoded per batch (default 16384)")
+    p.add_argument(
+        "--batch-size", type=_int_in(1, 10_000_000), default=16384, help="artists encoded per batch (default 16384)"
+    )
     p.add_argument(
         "--exact-limit",
-        type=int,
+        type=_int_in(0, 2**40),
         default=EXACT_LIMIT,
         help=f"largest catalogue given an exact index; above it an HNSW graph (default {EXACT_LIMIT})",
     )
     p.add_argument(
         "--neighbours",
-        type=int,
+        type=_int_in(0, 10_000),
         default=DEFAULT_NEIGHBOURS_K,
         help=f"similar artists precomputed per artist (up to {PRECOMPUTE_LIMIT} artists; 0 = none; "
         f"default {DEFAULT_NEIGHBOURS_K})",
@@ -289,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scale", type=_int_in(0, 50_000_000), default=1_000_000, help="artists of the large catalogue (0 = skip)"
     )
-    p.add_argument("--exact-limit", type=int, help=f"exact index up to this many artists (default {EXACT_LIMIT})")
+    p.add_argument(
+        "--exact-limit", type=_int_in(0, 2**40), help=f"exact index up to this many artists (default {EXACT_LIMIT})"
+    )
     p.add_argument("--epochs", type=int, help="training epochs (default: the training default)")
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
@@ -349,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm():  # log lines go above progress bars instead of through them
             func(args)
     except CmarError as exc:
-        sys.stderr.write(f"cmar: error: {exc}\n")
+        sys.stderr.write(f"cmar: error: {' '.join(str(exc).split())}\n")  # one line, whatever the cause says
         return 1
     except OSError as exc:  # a file or folder the user named cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""

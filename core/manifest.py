@@ -21,6 +21,7 @@ from core.modalities import MODALITY_NAMES, ModalityKind
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: the same records as untyped objects (read and checked as version 2)
 MANIFEST_FILE = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest is a few kB; a larger file is refused unread
 
 
 class FileEntry(BaseModel):
@@ -185,7 +186,7 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
     if not path.exists() and not path.is_symlink():
         raise CmarError(f"{path}: missing; expected the manifest of a cmar {cls.model_fields['kind'].default} folder")
     try:  # never through a symbolic link, and nothing of a file's content echoed if it is not JSON
-        raw = json.loads(read_file(folder, MANIFEST_FILE))
+        raw = json.loads(read_file(folder, MANIFEST_FILE, max_size=MAX_MANIFEST_BYTES))
     except (ValueError, RecursionError):
         raise CmarError(f"{path}: not valid JSON") from None
     if not isinstance(raw, dict):
@@ -232,7 +233,7 @@ def _plain_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and name == name.strip()
 
 
-def read_file(folder: Path, name: str, size: int | None = None) -> bytes:
+def read_file(folder: Path, name: str, size: int | None = None, max_size: int | None = None) -> bytes:
     """The bytes of a regular file directly inside `folder`, never through a symbolic link.
 
     With `size`, a file of another size is refused before it is read.
@@ -254,6 +255,8 @@ def read_file(folder: Path, name: str, size: int | None = None) -> bytes:
             raise CmarError(f"{path}: not a regular file")
         if size is not None and info.st_size != size:  # refused before reading, however large it is
             raise CmarError(f"{path}: not the {size} bytes the manifest records (truncated or replaced?)")
+        if max_size is not None and info.st_size > max_size:
+            raise CmarError(f"{path}: over {max_size} bytes; not a cmar manifest")
         os.set_blocking(fd, True)
         return handle.read()
 

@@ -21,7 +21,6 @@ MANIFEST_FILE = "manifest.json"
 KINDS = ("catalog", "checkpoint", "model", "index", "report", "workdir")
 STAGES = {"catalog": "catalog", "checkpoint": "checkpoint", "model": "model", "index": "index"}  # workdir entries
 _DATABASE = ("writes.sqlite3", "writes.sqlite3-wal", "writes.sqlite3-shm", "writes.sqlite3.served.json")
-_CHECKPOINT = {"checkpoint.pt", "train.json", "completion.npz"}
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
@@ -41,10 +40,8 @@ def _entries(path: Path) -> set[str]:
 
 def _legacy_kind(path: Path, entries: set[str]) -> str | None:
     """The kind of a folder written before manifests named kinds, from its files alone."""
-    if "artists.parquet" in entries and all(e.endswith(".parquet") for e in entries):
-        return "catalog"
-    if {"checkpoint.pt", "train.json"} <= entries and all(_checkpoint_file(e) for e in entries):
-        return "checkpoint"
+    # Catalogues and checkpoints are never recognised by their files: a catalogue made by hand
+    # looks exactly like one cmar wrote. Such folders are replaced only with --overwrite.
     stages = entries & set(STAGES)
     own_stages = all(folder_kind(path / s) == STAGES[s] for s in stages)  # each stage folder is cmar's own
     if stages and entries <= set(STAGES) | set(_DATABASE) and own_stages:
@@ -52,12 +49,12 @@ def _legacy_kind(path: Path, entries: set[str]) -> str | None:
     return None
 
 
-def _checkpoint_file(name: str) -> bool:
-    return name in _CHECKPOINT or name.endswith(("_vocab.json", "_vectors.npy"))
-
-
 def folder_kind(path: Path) -> str | None:
-    """The kind of cmar folder `path` is, from its manifest (or, for older folders, its files); None if none."""
+    """The kind of cmar folder `path` is, from its manifest; None if none.
+
+    An older workdir (before manifests) is recognised if it holds only stage folders that are
+    cmar's own and the write database.
+    """
     path = Path(path)
     if not path.is_dir() or path.is_symlink():
         return None

@@ -119,6 +119,13 @@ class WriteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and not {"artists", "meta"} <= tables:  # someone else's database: change nothing
+                self._db.close()
+                raise CmarError(
+                    f"{self.path}: an SQLite database that is not a cmar write database (tables "
+                    f"{', '.join(sorted(tables)[:3])}); left as it is (CMAR_WRITES_DB names another file?)"
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)

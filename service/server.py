@@ -10,8 +10,9 @@ returns a subclass that:
   `header_timeout` seconds of its first byte (or of the connection opening), or whose body
   is not complete within `body_timeout` seconds of its headers;
 - keeps at most `max_connections` open: a new connection past the cap closes the one that has
-  waited longest for a request's headers (idle or trickling), or, when every other one is
-  mid-request, is itself answered 503 and closed; slow clients cannot lock new ones out, and
+  waited longest for a request's headers (idle or trickling), else the one that has waited
+  longest for a body the app has not answered yet, or, when every other one is being answered,
+  is itself answered 503 and closed; slow clients cannot lock new ones out, and
   the process keeps file descriptors for the clients it serves.
 Its own answers (these, and httptools' 400 for a malformed request) carry an `X-Request-ID`
 and the served versions, like the app's.
@@ -82,15 +83,20 @@ class _LimitedHttpTools(HttpToolsProtocol):
         headers is, so slow clients cannot lock new ones out. False if every other
         connection is busy.
         """
-        waiting = [
+        others = [
             c
             for c in self.connections
-            if c is not self
-            and isinstance(c, _LimitedHttpTools)
-            and c._in_head
-            and (c.cycle is None or c.cycle.response_complete)  # never one whose response is under way
-            and not c.transport.is_closing()
+            if c is not self and isinstance(c, _LimitedHttpTools) and not c.transport.is_closing()
         ]
+        waiting = [
+            c for c in others if c._in_head and (c.cycle is None or c.cycle.response_complete)
+        ]  # idle, or trickling headers; never one whose response is under way
+        if not waiting:  # then one still receiving its body before the app could answer (trickling bodies)
+            waiting = [
+                c
+                for c in others
+                if not c._in_head and c.cycle is not None and c.cycle.more_body and not c.cycle.response_started
+            ]
         if not waiting:
             return False
         slowest = min(waiting, key=lambda c: c._waiting_since)
@@ -198,6 +204,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
             )
             return
         self._after_head = 0
+        self._waiting_since = self.loop.time()  # now waiting for the body
         self._start_timer(self.body_timeout, "request body not received", "CMAR_BODY_TIMEOUT")
         super().on_headers_complete()
         if len(self.pipeline) > self.max_pipeline:  # a client sending requests without reading answers

@@ -103,3 +103,37 @@ def test_run_keeps_a_users_catalogue_in_its_workdir(tmp_path: Path, capsys: pyte
     assert main(["-q", "run", "--workdir", str(work), "--no-serve", "--epochs", "1"]) == 1
     assert "not the demo; use it with --catalog" in capsys.readouterr().err
     assert len(read_catalog(work / "catalog").artist_ids) == 30
+
+
+def test_a_hand_made_catalogue_is_never_taken_for_cmars(tmp_path: Path) -> None:
+    mine = tmp_path / "mycat"
+    mine.mkdir()
+    (mine / "artists.parquet").write_bytes(b"x")  # a catalogue made by hand, in the documented format
+    with pytest.raises(CmarError, match="a folder that cmar did not write"):
+        claim_output(mine, "catalog")
+
+
+def test_cmar_serve_leaves_another_programs_sqlite_database_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    from core.store import WriteStore
+
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE foo (x)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(CmarError, match="not a cmar write database"):
+        WriteStore(db)
+    assert db.read_bytes() == before and not Path(f"{db}-wal").exists()
+
+
+def test_bench_keeps_a_users_work_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "R"
+    (report / "work").mkdir(parents=True)
+    (report / "manifest.json").write_text('{"kind": "report"}')
+    (report / "work" / "mine.txt").write_text("mine")
+    assert main(["-q", "bench", "--out", str(report), "--duration", "1", "--scale", "0", "--no-peer"]) == 1
+    assert "cmar bench did not make" in capsys.readouterr().err
+    assert (report / "work" / "mine.txt").read_text() == "mine"

@@ -214,3 +214,19 @@ def test_an_upgrade_request_is_answered_by_the_app_with_its_headers(served: tupl
         sock.settimeout(2)
         answer = sock.recv(4096).lower()
     assert answer.startswith(b"http/1.1 200") and b"x-request-id: " in answer
+
+
+def test_slow_bodies_past_the_cap_make_room_for_new_clients(served: tuple[server.Server, Path]) -> None:
+    running, _ = served
+    held = []
+    head = b"POST /similar HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{"
+    for _ in range(24):  # the cap is 16: each holds a body the app cannot answer yet
+        sock = _connect(running.port)
+        sock.sendall(head)
+        held.append(sock)
+    try:
+        time.sleep(0.3)
+        assert server.get_json(running.port, "/healthz") == {"status": "ok"}  # served while they are held
+    finally:
+        for sock in held:
+            sock.close()
