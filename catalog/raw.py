@@ -212,7 +212,7 @@ def read_raw(
 
     if not catalog.modalities:
         raise CmarError("give at least one of --plays, --tags, --audio")
-    reader.drop("artists left with no modality (not indexed)", ~catalog.present().any(axis=0))
+    reader.drop("artists left with no modality (not indexed)", np.asarray(~catalog.present().any(axis=0)))
     changes = {reason: count for reason, count in reader.changes.items() if count}
     return RawCatalog(catalog, changes)
 

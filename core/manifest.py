@@ -221,7 +221,12 @@ def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         raw = {**raw, "schema_version": 2}
         if isinstance(raw.get("model"), dict):
             raw["model"] = {**raw["model"], "schema_version": 2}
-        records = {"hub": HubPenalty, "search": SearchSetting, "build": BuildRecord, "self_check": SelfCheck}
+        records: dict[str, type[_Record]] = {
+            "hub": HubPenalty,
+            "search": SearchSetting,
+            "build": BuildRecord,
+            "self_check": SelfCheck,
+        }
         for key, record in records.items():  # version 1 kept free-form objects: keep what version 2 names
             if isinstance(raw.get(key), dict):
                 raw[key] = {k: v for k, v in raw[key].items() if k in record.model_fields}
