@@ -5,12 +5,16 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
+# Every package of the product (tests/test_docker.py checks that none is missing)
 COPY core ./core
 COPY catalog ./catalog
+COPY inference ./inference
 COPY model_export ./model_export
 COPY index_build ./index_build
+COPY pipeline ./pipeline
 COPY service ./service
 COPY evaluation ./evaluation
+COPY bench ./bench
 COPY cli ./cli
 
 FROM base AS api

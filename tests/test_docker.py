@@ -113,3 +113,10 @@ def test_the_api_gets_a_writable_database_volume_and_the_key_from_the_environmen
     assert str(database.parent) in mounts and not mounts[str(database.parent)].endswith(":ro")
     assert mounts[str(database.parent)].split(":")[0] in compose["volumes"]
     assert api["environment"]["CMAR_API_KEY"].startswith("${CMAR_API_KEY")
+
+
+def test_the_images_copy_every_package_the_wheel_ships() -> None:
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), flags=re.M))
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {name.rstrip("*") for name in include}
+    assert packages <= copied, f"the Dockerfile does not copy {sorted(packages - copied)}"
