@@ -19,7 +19,7 @@ from core.errors import CmarError
 
 MANIFEST_FILE = "manifest.json"
 KINDS = ("catalog", "checkpoint", "model", "index", "report", "workdir")
-STAGES = {"catalog": "catalog", "checkpoint": "checkpoint", "model": "model", "index": "index"}  # workdir entries
+STAGES = ("catalog", "checkpoint", "model", "index")  # a workdir's folders, each named for its kind
 _DATABASE = ("writes.sqlite3", "writes.sqlite3-wal", "writes.sqlite3-shm", "writes.sqlite3.served.json")
 
 
@@ -43,7 +43,7 @@ def _legacy_kind(path: Path, entries: set[str]) -> str | None:
     # Catalogues and checkpoints are never recognised by their files: a catalogue made by hand
     # looks exactly like one cmar wrote. Such folders are replaced only with --overwrite.
     stages = entries & set(STAGES)
-    own_stages = all(folder_kind(path / s) == STAGES[s] for s in stages)  # each stage folder is cmar's own
+    own_stages = all(folder_kind(path / s) == s for s in stages)  # each stage folder is cmar's own
     if stages and entries <= set(STAGES) | set(_DATABASE) and own_stages:
         return "workdir"
     return None

@@ -19,7 +19,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,6 @@ SCHEMA_VERSION = "1"
 # every stored write (which made N writes cost O(N^2)). Made with the first write access.
 SEQ_INDEX = "CREATE INDEX IF NOT EXISTS artists_seq ON artists(seq)"
 # Integers only (SQLite sorts text above every number): a damaged text seq cannot derail the order.
-_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM artists WHERE seq <= 9223372036854775807"
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) + 1 FROM artists WHERE seq <= 9223372036854775807"
 _ROWS = "SELECT rowid, artist_id, seq, body FROM artists"
 _ROWS_SINCE = "SELECT rowid, artist_id, seq, body FROM artists WHERE seq > ?"
@@ -197,16 +195,6 @@ class WriteStore:
         with self._lock:
             rows = self._db.execute(_ROWS).fetchall()
         return _split(rows)
-
-    def writes(self) -> Iterator[Write]:
-        """Every artist's latest readable write, oldest first."""
-        yield from self.load()[0]
-
-    def max_seq(self) -> int:
-        """The latest sequence number stored (0 if none)."""
-        with self._lock:
-            row = self._db.execute(_LAST_SEQ).fetchone()
-        return int(row[0]) if isinstance(row[0], int) else 0
 
     def writes_since(self, seq: int) -> list[Write]:
         """The readable writes stored after sequence number `seq`, oldest first."""

@@ -117,13 +117,14 @@ class Overlay:
         self,
         drop: set[str],
         hide: set[int],
-        added: list[tuple[str, str, list[str]]] = (),  # type: ignore[assignment]
+        added: list[tuple[str, str, list[str]]] | None = None,
         vectors: FloatArray | None = None,
         penalties: FloatArray | None = None,
     ) -> Overlay:
         """A new snapshot: the written artists in `drop` and those `added` removed, the built-index
         rows `hide` hidden, and `added` (id, name, modalities) appended with their (A, D) `vectors`
-        and (A,) hub `penalties`."""
+        and (A,) hub `penalties` (all three given together, or none)."""
+        added = added or []
         gone = drop | {a for a, _, _ in added}
         keep = [i for i, a in enumerate(self.ids) if a not in gone]
         new_vectors = np.zeros((0, self.dim), dtype=np.float32) if vectors is None else vectors

@@ -65,11 +65,15 @@ def apply_write(artifacts: Artifacts, artist_id: str, body: dict[str, Any] | Non
     return _put(artifacts, artist_id, prepare(artifacts, body))
 
 
-def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
-    created = overlay_writes.put(artifacts, artist_id, p.name, p.modalities, p.vector)
+def _result(artist_id: str, p: Prepared, created: bool) -> WriteResult:
     return WriteResult(
         artist_id=artist_id, name=p.name, modalities=p.modalities, created=created, unknown_tags=p.unknown_tags
     )
+
+
+def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
+    created = overlay_writes.put(artifacts, artist_id, p.name, p.modalities, p.vector)
+    return _result(artist_id, p, created)
 
 
 _NOT_APPLICABLE = (HTTPException, ValueError, CmarError, ValidationError)
@@ -79,7 +83,7 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> tuple[int, int]:
     """Lay stored writes (one per artist) over freshly loaded artifacts in one snapshot: (applied, not applied).
 
     Linear in the number of writes: each is checked and encoded once, then one overlay is
-    made (`Artifacts.put_many`). A write the model cannot take (a modality it lacks, a
+    made (`service.live.put_many`). A write the model cannot take (a modality it lacks, a
     dimension it does not have) is logged and skipped; it stays in the database.
     """
     puts: list[tuple[str, str, list[str], np.ndarray]] = []
@@ -172,20 +176,13 @@ async def put_artist(
         with live.lock:
             artifacts = _current(serving)  # under the lock: a swap may have happened since the request began
             prepared = prepare(artifacts, body)  # a bad body is refused before anything is stored
-            created = artifacts.artist(artist_id) is None
-            result = WriteResult(
-                artist_id=artist_id,
-                name=prepared.name,
-                modalities=prepared.modalities,
-                created=created,
-                unknown_tags=prepared.unknown_tags,
-            )
+            result = _result(artist_id, prepared, created=artifacts.artist(artist_id) is None)
             result.model_dump_json()  # the answer can be written: nothing fails after the store
             try:
                 live.store.put(artist_id, body)
             except WritesUnavailable as exc:
                 raise _unavailable(exc) from None
-            _put(artifacts, artist_id, prepared)
+            overlay_writes.put(artifacts, artist_id, prepared.name, prepared.modalities, prepared.vector)
             return result
 
     result = await run_in_threadpool(commit)
