@@ -27,7 +27,6 @@ from catalog.io import read_catalog
 from catalog.tables import SetTable, VectorTable
 from service.app import create_app
 from service.artifacts import Artifacts
-from service.schemas import SimilarQuery
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,9 +111,8 @@ def _per_call_us(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls: int) -> float:
-    """Microseconds per request through the ASGI app itself (middleware, routing, handler)."""
-    scope = {
+def _scope(method: str, path: str, query: bytes) -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -128,6 +126,10 @@ def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
+
+
+def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls: int, together: int = 1) -> float:
+    """Microseconds per request through an ASGI app itself (no server, no network), `together` at a time."""
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
@@ -138,11 +140,11 @@ def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls:
             statuses.append(message["status"])
 
     async def loop() -> float:
-        await app(dict(scope), receive, send)
+        await app(_scope(method, path, query), receive, send)
         t0 = time.perf_counter()
         for _ in range(calls):
-            await app(dict(scope), receive, send)
-        return (time.perf_counter() - t0) / calls * 1e6
+            await asyncio.gather(*(app(_scope(method, path, query), receive, send) for _ in range(together)))
+        return (time.perf_counter() - t0) / (calls * together) * 1e6
 
     us = asyncio.run(loop())
     if set(statuses) != {200}:
@@ -151,38 +153,61 @@ def _asgi_us(app: Any, method: str, path: str, query: bytes, body: bytes, calls:
 
 
 def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str, float]:
-    """Where a request's time goes, in microseconds per call, measured in this process.
+    """Where a request's time goes, in microseconds per call (per query in a batch), measured in this process.
 
-    The stages of POST /similar (JSON parsing and validation, vocabulary look-ups, the three
-    encoders, fusion, the search, serialisation) and of GET similar (a precomputed slice, or a
-    search), beside whole requests through the ASGI app, without a server or network.
+    The stages are the functions the endpoints call (`service.endpoints`): for POST /similar,
+    parsing and validating the body, the vocabulary look-ups, the encoders and fusion and the
+    index search (alone, and per query in a batch of 16, as `service.batching` runs them),
+    serialisation; for GET similar, a precomputed slice or a search. Then whole requests
+    through the app without a server or network, beside the neutral ceiling's bare app, so
+    that `asgi.front` is what the front layer and the endpoint's dispatch cost per request.
     """
-    from service.queries import encode_checked, query_inputs
-    from service.search import hits_json, search, similar_json
+    from bench import bare
+    from service.endpoints import Call, cold_start_query
+    from service.queries import encode_many, query_inputs
+    from service.search import hits_json, search, search_many, similar_json
 
     artifacts = Artifacts.load(settings)
-    body = json.dumps(cold_start_bodies(catalog_dir, 10, limit=1)[0]).encode()
-    query = SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
-    vectors, sets, _ = query_inputs(artifacts, query)
-    encoded = artifacts.encode_query(vectors, sets)
-    hits = search(artifacts, encoded, 10)
-    artist = artifacts.index.artist_ids[0]
-    stages = {
-        "post.validate_json": _per_call_us(lambda: SimilarQuery.model_validate_json(body), calls),  # type: ignore[attr-defined]
-        "post.tag_lookup": _per_call_us(lambda: query_inputs(artifacts, query), calls),
-        "post.encode_fuse": _per_call_us(lambda: artifacts.encode_query(vectors, sets), calls),
-        "post.search_k10": _per_call_us(lambda: search(artifacts, encoded, 10), calls),
-        "post.serialise": _per_call_us(lambda: hits_json(hits), calls),
-        "post.handler_total": _per_call_us(
-            lambda: hits_json(search(artifacts, encode_checked(artifacts, vectors, sets), 10)), calls
-        ),
-        "get.lookup_k10": _per_call_us(lambda: similar_json(artifacts, artist, 10), calls),
-        "get.search_k10": _per_call_us(lambda: hits_json(search(artifacts, encoded, 10, exclude=artist)), calls),
-    }
+    bodies = [json.dumps(b).encode() for b in cold_start_bodies(catalog_dir, 10, limit=BATCH)]
+    body = bodies[0]
     app = create_app(settings, artifacts)
-    app.state.serving.artifacts = artifacts  # as the lifespan would
+    serving = app.state.serving
+    serving.artifacts = artifacts  # as the lifespan would
+
+    def parse(raw: bytes) -> Any:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        call = Call(serving, artifacts, {}, b"", [(b"content-type", b"application/json")], receive)
+        return asyncio.run(cold_start_query(call))
+
+    queries = [parse(b) for b in bodies]
+    inputs = [query_inputs(artifacts, q) for q in queries]
+    encoded = np.stack(encode_many(artifacts, inputs))  # type: ignore[arg-type]
+    hits = search(artifacts, encoded[0], 10)
+    artist = artifacts.index.artist_ids[0]
+    n = len(inputs)
+    stages = {
+        "post.parse_validate": _per_call_us(lambda: parse(body), calls),
+        "post.tag_lookup": _per_call_us(lambda: query_inputs(artifacts, queries[0]), calls),
+        "post.encode_fuse": _per_call_us(lambda: encode_many(artifacts, inputs[:1]), calls),
+        f"post.encode_fuse_batch{n}": _per_call_us(lambda: encode_many(artifacts, inputs), calls) / n,
+        "post.search_k10": _per_call_us(lambda: search(artifacts, encoded[0], 10), calls),
+        f"post.search_k10_batch{n}": _per_call_us(lambda: search_many(artifacts, encoded, [10] * n), calls) / n,
+        "post.serialise": _per_call_us(lambda: hits_json(hits), calls),
+        "get.lookup_k10": _per_call_us(lambda: similar_json(artifacts, artist, 10), calls),
+        "get.search_k10": _per_call_us(lambda: hits_json(search(artifacts, encoded[0], 10, exclude=artist)), calls),
+    }
+    stages["asgi.bare"] = _asgi_us(bare.app, "GET", "/", b"", b"", calls)
     stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
+    stages["asgi.front"] = stages["asgi.healthz"] - stages["asgi.bare"]
     stages["asgi.get_similar_k10"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=10", b"", calls)
     stages["asgi.get_similar_k1000_search"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=1000", b"", calls)
     stages["asgi.post_similar_k10"] = _asgi_us(app, "POST", "/similar", b"", body, calls)
+    stages[f"asgi.post_similar_k10_together{n}"] = _asgi_us(
+        app, "POST", "/similar", b"", body, max(calls // n, 10), together=n
+    )
     return {name: round(us, 1) for name, us in stages.items()}
+
+
+BATCH = 16  # queries per batch in the profile

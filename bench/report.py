@@ -83,14 +83,17 @@ def _why(bench: dict[str, Any]) -> list[str]:
             lines.append(f"- {case}: {cost:.0f} us ({cost / ceiling:.1f} x the ceiling's {ceiling:.0f} us)")
     profile = bench.get("profile_us", {})
     if profile:
-        post = profile.get("asgi.post_similar_k10", 0.0)
-        handler = profile.get("post.handler_total", 0.0)
+        batched = next((k for k in profile if k.startswith("asgi.post_similar_k10_together")), "")
         lines += [
             "",
-            f"In process, a cold-start POST spends {profile.get('post.encode_fuse', 0):.0f} us in the three "
-            f"ONNX encoders and fusion, {profile.get('post.search_k10', 0):.0f} us searching, and about "
-            f"{max(post - handler, 0):.0f} us in FastAPI (body parsing, validation, routing); "
-            f"the product's /healthz takes {profile.get('asgi.healthz', 0):.0f} us through the app.",
+            f"In process, one cold-start POST alone: {profile.get('post.parse_validate', 0):.0f} us parsing and "
+            f"validating the body, {profile.get('post.tag_lookup', 0):.0f} us of vocabulary look-ups, "
+            f"{profile.get('post.encode_fuse', 0):.0f} us in the encoders and fusion, "
+            f"{profile.get('post.search_k10', 0):.0f} us searching; "
+            f"{profile.get('asgi.post_similar_k10', 0):.0f} us through the app. Per query in a batch "
+            f"(`{batched}`): {profile.get(batched, 0):.0f} us through the app. "
+            f"The front layer costs {profile.get('asgi.front', 0):.1f} us per request over the bare app "
+            f"({profile.get('asgi.bare', 0):.1f} us).",
         ]
     return [*lines, ""]
 

@@ -167,13 +167,19 @@ class Fusion:
                 maps[(subset, target)] = ridge(x, l2_normalize(encodings[target][rows]), alpha)
         return cls(dict(weights), dict(completion), maps)
 
-    def fuse(self, vectors: npt.ArrayLike, present: npt.ArrayLike, names: list[str]) -> FloatArray:
+    def fuse(
+        self, vectors: npt.ArrayLike, present: npt.ArrayLike, names: list[str], batch_invariant: bool = False
+    ) -> FloatArray:
         """Fuse per-modality embeddings (M, N, D) of the modalities `names` into unit vectors (N, D).
 
         The weighted sum of the unit embeddings an artist has, plus, for a completed subset,
         each missing modality's predicted unit vector times the subset's completion weight and
         the modality's weight; normalised. With no weights and no completion this is
         `core.vectors.fuse`. An artist with no modality gets the zero vector.
+
+        batch_invariant: each artist's vector is the same to the last bit whatever the other
+        artists (the service's batched queries): the completion maps are applied one artist at
+        a time, since BLAS computes a small matrix product by kernels that depend on its size.
         """
         mask = np.asarray(present, dtype=bool)
         if len(names) != len(mask):
@@ -187,7 +193,8 @@ class Fusion:
                 continue
             source = l2_normalize(total[rows])
             for w, b, scale in self._plan[subset]:
-                total[rows] += scale * l2_normalize(source @ w + b)
+                mapped = np.stack([row @ w for row in source]) if batch_invariant else source @ w
+                total[rows] += scale * l2_normalize(mapped + b)
         return l2_normalize(total)
 
     def save(self, folder: Path) -> None:

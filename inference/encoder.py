@@ -88,12 +88,14 @@ class OnnxModel:
             data=files.get(COMPLETION_FILE),
         )
 
-    def fuse(self, vectors: FloatArray, present: np.ndarray, names: list[str]) -> FloatArray:
+    def fuse(
+        self, vectors: FloatArray, present: np.ndarray, names: list[str], batch_invariant: bool = False
+    ) -> FloatArray:
         """Fuse this model's embeddings (M, N, D) of the modalities `names` into unit vectors (N, D).
 
         With the model's modality weights and completion, as `core.fusion.Fusion.fuse`.
         """
-        return self.fusion.fuse(vectors, present, names)
+        return self.fusion.fuse(vectors, present, names, batch_invariant)
 
     @property
     def version(self) -> str:

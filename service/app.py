@@ -1,5 +1,8 @@
-"""The FastAPI application: its state, lifespan, middleware and error shape; the routes live in
-`service.routes` (reads) and `service.writes` (writes and swaps)."""
+"""The application: its state, lifespan and error shape, `Front` before FastAPI.
+
+The query endpoints live in `service.endpoints` (served by `service.front.Front`); FastAPI's
+routes in `service.routes` (readiness, metrics) and `service.writes` (writes and swaps).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,18 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from core.store import WriteStore
 from service.artifacts import Artifacts
 from service.auth import read_access
-from service.middleware import BodyLimit, FastPaths
-from service.observe import Metrics, Observe
+from service.endpoints import endpoints
+from service.front import Front
+from service.observe import Metrics
+from service.queries import validation_errors
+from service.routes import documented
 from service.routes import router as read_router
 from service.schemas import ERROR_RESPONSES
 from service.settings import Settings, get_settings, writes_db
@@ -27,35 +35,33 @@ from service.writes import router as writes_router
 log = logging.getLogger(__name__)
 
 
-def _error(error: Any) -> dict[str, Any]:
-    msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    # Only the client's field names: pydantic adds the union member it tried ("list[str]", "function-after[...]").
-    loc = [p for p in error.get("loc", ()) if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
-    if loc == ["body"] and error.get("type") == "missing":
-        msg = "a JSON body is required: an object with any of the modalities and k"
-    return {"loc": loc, "msg": msg, "type": error.get("type", "value_error")}
+class CmarApp(FastAPI):
+    """FastAPI whose ASGI entry is `front`: every request passes it first."""
 
+    front: Front
 
-def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """FastAPI's errors with clean locations, and only the most specific of each field.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
 
-    A value that fits no form of a union (tag names, tag weights, tag vectors) fails every
-    form; the error that reached deepest into the value says what is wrong, so the shallower
-    ones about the same field are dropped (`{"tag": {"rock": 1e-9}}` gives one error, about the weight).
-    """
-    cleaned = [_error(e) for e in errors]
-    deepest = [
-        e
-        for e in cleaned
-        if not any(len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"] for o in cleaned)
-    ]
-    unique = {(tuple(e["loc"]), e["msg"]): e for e in deepest}
-    return list(unique.values())
+    async def fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own ASGI entry (routing, dependencies, its exception handlers)."""
+        await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document: FastAPI's routes and the query endpoints `Front` serves (`service.routes`)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=[*documented.routes, *self.routes],
+            )
+        return self.openapi_schema
 
 
 def create_app(
     settings: Settings | None = None, artifacts: Artifacts | None = None, store: WriteStore | None = None
-) -> FastAPI:
+) -> CmarApp:
     """Build the app; artifacts and the write store are opened in the lifespan unless given (by `cmar serve`)."""
     settings = settings or get_settings()
     serving = Serving(settings=settings, metrics=Metrics())
@@ -72,7 +78,7 @@ def create_app(
         serving.artifacts = None
         writes.close()
 
-    app = FastAPI(
+    app = CmarApp(
         title="cmar: cross-modal artist retrieval",
         description="Similar artists from any mix of audio, tag and listening-data embeddings.",
         version="0.1.0",
@@ -83,10 +89,7 @@ def create_app(
     app.state.serving = serving
     app.include_router(read_router)
     app.include_router(writes_router)
-
-    app.add_middleware(FastPaths)  # inner: sees requests after the ones below
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(Observe, metrics=serving.metrics, log_requests=settings.access_log)  # outermost
+    app.front = Front(app.fastapi, serving, endpoints(), serving.metrics, routes=lambda: app.routes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

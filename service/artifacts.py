@@ -102,21 +102,42 @@ class Artifacts:
                     f"self-query: artist {self.index.artist_ids[row]!r} is not among its own {depth} nearest"
                 )
 
-    def encode_query(
-        self, vectors: dict[str, FloatArray], sets: dict[str, tuple[FloatArray, np.ndarray]]
+    def encode_queries(
+        self, queries: list[tuple[dict[str, FloatArray], dict[str, tuple[FloatArray, np.ndarray]]]]
     ) -> FloatArray:
-        """Encode and fuse a cold-start query.
+        """Encode and fuse cold-start queries together: one ONNX Runtime call per encoder.
 
-        vectors: modality -> (d,) input vector. sets: modality -> (T, d) item vectors, heaviest
-        first, and their (T,) raw weights; only the first `max_tags` are used.
-        Returns the fused (D,) unit vector.
+        Each query is (vectors, sets): vectors maps a modality to its (d,) input; sets maps one
+        to its (T, d) item vectors, heaviest first, and their (T,) raw weights, of which the
+        first `max_tags` are used. Returns the fused unit vectors (B, D), one per query.
+
+        A query's vector is the same to the last bit whatever else is in the batch: set encoders
+        always run on `max_tags` slots (padding weighs 0) and on at least `MIN_SET_BATCH` rows,
+        since ONNX Runtime computes attention over a batch of one by another kernel; fusion is
+        batch-invariant (`core.fusion.Fusion.fuse`).
         """
-        names = [*vectors, *sets]
-        stack = np.zeros((len(names), 1, self.model.dim), dtype=np.float32)  # (M, 1, D)
+        model = self.model
+        names = list(model.sessions)
+        stack = np.zeros((len(names), len(queries), model.dim), dtype=np.float32)  # (M, B, D)
+        present = np.zeros((len(names), len(queries)), dtype=bool)
         for m, name in enumerate(names):
-            if self.model.kind(name) is ModalityKind.VECTOR:
-                stack[m] = self.model.encode_vectors(name, vectors[name][None, :])
+            cols = [b for b, (vectors, sets) in enumerate(queries) if name in vectors or name in sets]
+            if not cols:
+                continue
+            if model.kind(name) is ModalityKind.VECTOR:
+                stack[m, cols] = model.encode_vectors(name, np.stack([queries[b][0][name] for b in cols]))
             else:
-                items, weights = (part[: self.model.manifest.max_tags] for part in sets[name])
-                stack[m] = self.model.encode_set(name, items[None], item_weights(weights[None]))
-        return self.model.fuse(stack, np.ones((len(names), 1), dtype=bool), names)[0]
+                slots = model.manifest.max_tags
+                rows = max(len(cols), MIN_SET_BATCH)
+                items = np.zeros((rows, slots, model.input_dim(name)), dtype=np.float32)
+                weights = np.zeros((rows, slots), dtype=np.float64)
+                for j, b in enumerate(cols):
+                    given, raw = (part[:slots] for part in queries[b][1][name])
+                    items[j, : len(given)] = given
+                    weights[j, : len(raw)] = raw
+                stack[m, cols] = model.encode_set(name, items, item_weights(weights))[: len(cols)]
+            present[m, cols] = True
+        return model.fuse(stack, present, names, batch_invariant=True)
+
+
+MIN_SET_BATCH = 2  # see Artifacts.encode_queries

@@ -1,11 +1,10 @@
 """Observability: a request id on every request and log line, JSON logs, Prometheus metrics.
 
-`Observe` is the outermost ASGI middleware: it takes the client's `X-Request-ID` (if it is
-a plain token) or makes one, returns it in the response header with the served versions,
-puts it in every log record made while the request runs, answers HEAD as GET without the
-body, turns any exception into a logged 500 carrying those headers, and counts the request
-in the app's Prometheus registry by route template, method and status, with its latency.
-`/metrics` serves the registry.
+`service.front.Front`, the outermost ASGI layer, uses these on every request: it takes the
+client's `X-Request-ID` (if it is a plain token) or makes one (`request_id_of`), puts it in
+every log record made while the request runs, and counts the request in the app's Prometheus
+registry by route template, method and status, with its latency (`Metrics`). `/metrics`
+serves the registry.
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from core.logs import escape_controls
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from service.artifacts import Artifacts
@@ -36,7 +33,7 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 access_log = logging.getLogger("cmar.access")
 log = logging.getLogger(__name__)
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -64,7 +61,7 @@ def use_json_logs() -> None:
             handler.setFormatter(JsonFormatter())
 
 
-def _stamp_request_ids() -> None:
+def stamp_request_ids() -> None:
     """Give every log record the request id current where it is made (not where it is formatted)."""
     factory = logging.getLogRecordFactory()
     if getattr(factory, "cmar_request_id", False):
@@ -138,18 +135,15 @@ def new_request_id() -> str:
     return f"{_PREFIX}-{next(_counter)}"
 
 
-def loaded(scope: Scope) -> Artifacts | None:
-    """The artifacts the app serves at this moment (None before the lifespan loaded them)."""
-    app = scope.get("app")  # set by Starlette before the middleware stack runs
-    serving = getattr(app.state, "serving", None) if app is not None else None
-    return getattr(serving, "artifacts", None)
+def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID if it is a plain token (1 to 64 of A-Z a-z 0-9 . _ -), else a new id."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            return value.decode() if _VALID_ID.match(value) else new_request_id()
+    return new_request_id()
 
 
-_INTERNAL = b'{"detail":"internal error; see the server log for this request id"}'
-_BAD_PATH = b'{"detail":"the URL path is not valid UTF-8 once percent-decoded"}'
-
-
-def _bad_path(scope: Scope) -> bool:
+def bad_path(scope: Scope) -> bool:
     """True if the raw path's percent-escapes do not decode to UTF-8 (servers would turn them into U+FFFD,
     making different ids one)."""
     raw: bytes = scope.get("raw_path") or b""
@@ -160,86 +154,3 @@ def _bad_path(scope: Scope) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]], head: bool) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-class Observe:
-    """The one outer layer every request passes: request id, version headers, HEAD, errors, metrics, access log.
-
-    - the client's `X-Request-ID` (a plain token) or a new one, in the response and every log line;
-    - `X-Model-Version` and `X-Index-Version` of the artifacts serving the request, on every
-      response, errors included;
-    - HEAD is answered as the GET of the same route, without the body;
-    - an exception anywhere inside is logged with the request id and answered with a 500
-      that carries the same headers (the server never sees it);
-    - the request counted by route template, method and status, with its latency.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = False) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.log_requests = log_requests
-        _stamp_request_ids()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), b"")
-        rid = given.decode() if _VALID_ID.match(given) else new_request_id()
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
-        head = method == "HEAD"
-        if head:
-            scope = {**scope, "method": "GET"}
-        artifacts = loaded(scope)  # the artifacts at the start of the request answer it
-        extra = [*(artifacts.version_headers if artifacts is not None else []), (b"x-request-id", rid.encode())]
-        status = 500
-        responded = False
-
-        async def send_wrapped(message: Message) -> None:
-            nonlocal status, responded
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                responded = True
-                message["headers"] = [*message.get("headers", []), *extra]
-            elif head and message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        try:
-            if _bad_path(scope):
-                status = 400
-                await _answer(send, 400, _BAD_PATH, extra, head)
-            else:
-                await self.app(scope, receive, send_wrapped)
-        except Exception:
-            log.exception("unexpected error on %s %s", method, escape_controls(scope["path"]))
-            status = 500
-            if not responded:
-                await _answer(send, 500, _INTERNAL, extra, head)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("cmar.route") or getattr(scope.get("route"), "path", None) or "unmatched"
-            count, latency = self.metrics.children(route, method, status)
-            count.inc()
-            latency.observe(elapsed)
-            if self.log_requests:
-                path = scope["path"]
-                access_log.info(
-                    "%s %s %d %.2f ms",
-                    method,
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "fields": {"method": method, "path": path, "status": status, "ms": round(elapsed * 1000, 3)}
-                    },
-                )
-            request_id.reset(token)

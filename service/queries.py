@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,32 @@ from core.names import normalize_tag
 from service.artifacts import Artifacts
 
 
+def _error(error: Any) -> dict[str, Any]:
+    msg = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    # Only the client's field names: pydantic adds the union member it tried ("list[str]", "function-after[...]").
+    loc = [p for p in error.get("loc", ()) if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    if loc == ["body"] and error.get("type") == "missing":
+        msg = "a JSON body is required: an object with any of the modalities and k"
+    return {"loc": loc, "msg": msg, "type": error.get("type", "value_error")}
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """FastAPI's errors with clean locations, and only the most specific of each field.
+
+    A value that fits no form of a union (tag names, tag weights, tag vectors) fails every
+    form; the error that reached deepest into the value says what is wrong, so the shallower
+    ones about the same field are dropped (`{"tag": {"rock": 1e-9}}` gives one error, about the weight).
+    """
+    cleaned = [_error(e) for e in errors]
+    deepest = [
+        e
+        for e in cleaned
+        if not any(len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"] for o in cleaned)
+    ]
+    unique = {(tuple(e["loc"]), e["msg"]): e for e in deepest}
+    return list(unique.values())
+
+
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
     """A 422 in the same shape as FastAPI's validation errors: where, and what was expected."""
     return HTTPException(status_code=422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
@@ -20,8 +47,26 @@ def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
 SetInputs = dict[str, tuple[np.ndarray, np.ndarray]]  # modality -> (item vectors (T, d), raw weights (T,))
 
 
-def query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray], SetInputs, list[str]]:
-    """Check a query (or a written artist) against the model: encoder inputs and the unknown tag names."""
+@dataclass(frozen=True)
+class QueryInputs:
+    """A query (or a written artist) checked against the model: what its encoders take.
+
+    vectors: modality -> (d,) input vector. sets: modality -> (T, d) item vectors, heaviest
+    first, and their (T,) raw weights. unknown_tags: tag names not in the vocabulary, as given.
+    """
+
+    vectors: dict[str, np.ndarray]
+    sets: SetInputs
+    unknown_tags: list[str]
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities given, in the order the query gave them."""
+        return [*self.vectors, *self.sets]
+
+
+def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
+    """Check a query (or a written artist) against the model; a 422 naming the field if it does not fit."""
     model = artifacts.model
     vectors: dict[str, np.ndarray] = {}
     sets: SetInputs = {}
@@ -49,7 +94,7 @@ def query_inputs(artifacts: Artifacts, query: Any) -> tuple[dict[str, np.ndarray
         else:
             items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
             sets[name] = (items, np.ones(len(items)))
-    return vectors, sets, unknown_tags
+    return QueryInputs(vectors, sets, unknown_tags)
 
 
 def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
@@ -84,14 +129,28 @@ def _finite(loc: list[str | int], value: list[float], dim: int) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def encode_checked(artifacts: Artifacts, vectors: dict[str, np.ndarray], sets: SetInputs) -> np.ndarray:
-    """The fused unit vector of checked inputs; a 422 if the encoders overflow on them."""
-    encoded = artifacts.encode_query(vectors, sets)
-    if not np.isfinite(encoded).all() or not encoded.any():
-        given = ", ".join([*vectors, *sets])
-        raise unprocessable(
-            ["body"],
-            f"the model cannot encode these {given} values: they are far outside "
-            "the range of its training data (overflow)",
-        )
+def encode_many(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[np.ndarray | HTTPException]:
+    """The fused (D,) unit vector of each checked input, or the 422 of one the encoders overflow on.
+
+    One ONNX Runtime call per encoder for all of them (`Artifacts.encode_queries`); each
+    answer is the same whatever else is in the list.
+    """
+    encoded = artifacts.encode_queries([(i.vectors, i.sets) for i in inputs])
+    fine: list[bool] = (np.isfinite(encoded).all(axis=1) & encoded.any(axis=1)).tolist()
+    return [vector if ok else _overflow(i) for vector, ok, i in zip(encoded, fine, inputs, strict=True)]
+
+
+def _overflow(inputs: QueryInputs) -> HTTPException:
+    return unprocessable(
+        ["body"],
+        f"the model cannot encode these {', '.join(inputs.modalities)} values: they are far outside "
+        "the range of its training data (overflow)",
+    )
+
+
+def encode_checked(artifacts: Artifacts, inputs: QueryInputs) -> np.ndarray:
+    """The fused (D,) unit vector of checked inputs; a 422 if the encoders overflow on them."""
+    encoded = encode_many(artifacts, [inputs])[0]
+    if isinstance(encoded, HTTPException):
+        raise encoded
     return encoded

@@ -29,24 +29,52 @@ class Hit:
 def search(
     artifacts: Artifacts, query: FloatArray, k: int, exclude: str | None = None, overlay: Overlay | None = None
 ) -> list[Hit]:
-    """The k nearest served artists to a unit vector, leaving out artist `exclude`.
+    """The k nearest served artists to a unit vector (D,), leaving out artist `exclude`.
 
     Ranked, as the index ranks, by cosine minus the candidate's hub penalty; scores are cosines.
+    One query of `search_many`.
+    """
+    return search_many(artifacts, np.asarray(query, dtype=np.float32).reshape(1, -1), [k], [exclude], overlay)[0]
+
+
+RESCORE_MARGIN = 8  # candidates fetched beyond k, so that rescoring decides the last places
+
+
+def search_many(
+    artifacts: Artifacts,
+    queries: FloatArray,
+    ks: list[int],
+    excludes: list[str | None] | None = None,
+    overlay: Overlay | None = None,
+) -> list[list[Hit]]:
+    """The ks[b] nearest served artists to each unit vector queries[b] (B, D), in one index search.
+
+    The index search (one matrix product for all queries) only proposes candidates: each
+    query's are rescored with float32 dot products computed one candidate at a time (einsum;
+    BLAS picks kernels by the matrix's size, which would make the last bit depend on the batch
+    and on the candidates around) and ranked by (cosine minus hub penalty, row), so an answer
+    is the same to the last bit whatever else was in the batch. RESCORE_MARGIN extra
+    candidates let the rescored values, not the batch's rounding, decide the last places.
     """
     overlay = overlay or artifacts.overlay
-    q = np.asarray(query, dtype=np.float32).reshape(1, -1)
-    wanted = min(len(artifacts.index), k + len(overlay.hidden) + 1)
-    cosines, rows = artifacts.index.search(q, wanted)
-    keep = [
-        j
-        for j, r in enumerate(rows[0].tolist())
-        if r >= 0 and r not in overlay.hidden and artifacts.index.artist_ids[r] != exclude
-    ]
-    base_rows = rows[0][keep].astype(np.int64)
-    live_cos = overlay.vectors @ q[0]
-    if exclude in overlay.row_of:
-        live_cos[overlay.row_of[exclude]] = -np.inf
-    return _merge(artifacts, base_rows, cosines[0][keep], live_cos, overlay, k)
+    q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(ks), -1)
+    excludes = excludes or [None] * len(ks)
+    wanted = min(len(artifacts.index), max(ks, default=0) + len(overlay.hidden) + 1 + RESCORE_MARGIN)
+    _, candidates = artifacts.index.search(q, wanted)
+    answers = []
+    for b, (k, exclude) in enumerate(zip(ks, excludes, strict=True)):
+        rows = np.unique(candidates[b][candidates[b] >= 0])  # sorted: ties rank by row
+        if overlay.hidden:
+            rows = rows[~np.isin(rows, overlay.hidden_rows)]
+        skip = artifacts.index.row_of.get(exclude) if exclude is not None else None
+        if skip is not None:
+            rows = rows[rows != skip]
+        cosines = np.einsum("nd,d->n", vectors_of(artifacts.index, rows), q[b])  # row by row, unlike BLAS
+        live_cos = overlay.vectors @ q[b]
+        if exclude in overlay.row_of:
+            live_cos[overlay.row_of[exclude]] = -np.inf
+        answers.append(_merge(artifacts, rows, cosines, live_cos, overlay, k))
+    return answers
 
 
 def _merge(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.store import WriteStore
+from service.batching import ColdStartBatcher
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,3 +37,4 @@ class Serving:
     metrics: Metrics
     artifacts: Artifacts | None = None  # None until the lifespan has loaded them
     live: Live | None = None
+    batcher: ColdStartBatcher = field(default_factory=ColdStartBatcher)  # cold starts that arrive together

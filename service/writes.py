@@ -54,8 +54,8 @@ class Prepared:
 def prepare(artifacts: Artifacts, body: dict[str, Any]) -> Prepared:
     """Check a PUT body against the model and encode it (a 422 naming the field if it does not fit)."""
     artist = ArtistWrite.model_validate(body)  # type: ignore[attr-defined]
-    vectors, sets, unknown_tags = query_inputs(artifacts, artist)
-    return Prepared(artist.name, [*vectors, *sets], encode_checked(artifacts, vectors, sets), unknown_tags)
+    inputs = query_inputs(artifacts, artist)
+    return Prepared(artist.name, inputs.modalities, encode_checked(artifacts, inputs), inputs.unknown_tags)
 
 
 def apply_write(artifacts: Artifacts, artist_id: str, body: dict[str, Any] | None) -> WriteResult:

@@ -142,7 +142,7 @@ def test_unknown_artist_is_404(client: TestClient) -> None:
         ({"tag": [[0.5] * 3]}, ["body", "tag", 0], "expected a vector of 32 numbers, got 3"),
         ({"tag": ["style00-tag0"], "k": 0}, ["body", "k"], "greater than or equal to 1"),
         ({"tag": ["style00-tag0"], "k": 1001}, ["body", "k"], "less than or equal to 1000"),
-        ({"audio": "loud"}, ["body", "audio"], "valid list"),
+        ({"audio": "loud"}, ["body", "audio"], "valid array"),
     ],
 )
 def test_bad_cold_start_queries_are_422_naming_the_field(

@@ -1,0 +1,122 @@
+"""One path per query kind: every way a request reaches an endpoint passes its checks; the
+OpenAPI document lists what `Front` serves; methods and routes are told apart."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+
+from service.app import CmarApp, create_app
+from service.endpoints import Call, endpoints
+from service.routes import documented
+from service.settings import Settings
+from tests.conftest import Built
+from tests.service.test_writes import AUTH, KEY, _body_of, _indexed
+
+
+@pytest.fixture
+def client(built: Built, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(model_dir=built.model, index_dir=built.index, writes_db=tmp_path / "w.sqlite3", api_key=KEY)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _teapot(call: Call) -> None:
+    raise HTTPException(status_code=418, detail=f"checked {call.params}")
+
+
+def test_a_check_added_to_an_endpoint_applies_to_every_way_a_request_reaches_it(
+    client: TestClient, built: Built
+) -> None:
+    app = client.app
+    assert isinstance(app, CmarApp)
+    artist = _indexed(built, 3)
+    twin = _body_of(built, _indexed(built, 4), "Twin")
+    assert client.put("/artists/written-1", json=twin, headers=AUTH).status_code == 201
+    # Every way an answer can be made, warmed first: the body cache, the precomputed lists
+    # (with and without written artists merged), a search, a written artist's own list.
+    ways = [
+        ("GET", f"/artists/{artist}/similar?k=10"),  # precomputed slice, merged with the write
+        ("GET", f"/artists/{artist}/similar"),  # default k
+        ("GET", f"/artists/{artist}/similar?k=1000"),  # a search
+        ("GET", "/artists/written-1/similar?k=5"),  # a written artist: a search
+        ("GET", f"/artists/{artist}"),
+        ("GET", "/artists/written-1"),
+        ("POST", "/similar"),
+    ]
+    for method, path in ways:
+        r = client.request(method, path, json={**twin, "name": None} if method == "POST" else None)
+        assert r.status_code in (200, 422), (path, r.text)
+        if method == "GET":
+            assert client.get(path).status_code == 200  # now also in the body cache where it applies
+    cached = app.state.serving.artifacts.overlay.cache
+    assert (artist, 10) in cached and (artist, 1000) in cached
+    for endpoint in app.front.endpoints.values():
+        endpoint.checks.append(_teapot)
+    for method, path in [*ways, ("HEAD", f"/artists/{artist}/similar?k=10"), ("GET", "/healthz")]:
+        r = client.request(method, path, content=b"{}" if method == "POST" else None)
+        assert r.status_code == 418, (method, path, r.status_code)
+        assert r.headers["x-request-id"] and r.headers["x-model-version"]
+    # the check ran before any parsing: a junk k or body is refused by the check, not validated
+    assert client.get(f"/artists/{artist}/similar?k=abc").status_code == 418
+    assert client.post("/similar", content=b"not json").status_code == 418
+    metrics = client.get("/metrics").text
+    assert 'route="/artists/{artist_id}/similar",status="418"' in metrics
+    # another app's table is its own
+    assert all(_teapot not in e.checks for e in endpoints().values())
+
+
+def test_the_read_key_is_one_check_on_every_query_endpoint(built: Built, tmp_path: Path) -> None:
+    settings = Settings(
+        model_dir=built.model,
+        index_dir=built.index,
+        writes_db=tmp_path / "w.sqlite3",
+        api_key=KEY,
+        read_key_required=True,
+    )
+    artist = _indexed(built, 2)
+    with TestClient(create_app(settings)) as c:
+        for key in (None, KEY):  # the second pass has every body cached
+            for method, path in [
+                ("GET", f"/artists/{artist}/similar"),
+                ("GET", f"/artists/{artist}"),
+                ("GET", "/readyz"),
+            ]:
+                assert c.request(method, path, headers={"X-API-Key": KEY}).status_code == 200
+                r = c.request(method, path, headers={"X-API-Key": key + "x"} if key else None)
+                assert r.status_code == (403 if key else 401), (path, r.text)
+            assert c.post("/similar", json={"audio": [0.0] * 3}).status_code == 401
+        assert c.get("/healthz").status_code == 200  # liveness probes carry no key
+
+
+def test_the_openapi_document_lists_exactly_the_endpoints_front_serves(client: TestClient) -> None:
+    served = {(e.method, e.template) for e in endpoints().values()}
+    declared = {(m, r.path) for r in documented.routes for m in r.methods}  # type: ignore[attr-defined]
+    assert served == declared
+    paths = client.get("/openapi.json").json()["paths"]
+    for method, template in served:
+        assert method.lower() in paths[template], template
+    assert "k" in {p["name"] for p in paths["/artists/{artist_id}/similar"]["get"]["parameters"]}
+    assert paths["/similar"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "put" in paths["/artists/{artist_id}"] and "get" in paths["/artists/{artist_id}"]
+
+
+def test_methods_are_told_apart_from_routes(client: TestClient, built: Built) -> None:
+    artist = _indexed(built, 1)
+    r = client.post(f"/artists/{artist}/similar")
+    assert r.status_code == 405 and r.headers["allow"] == "GET" and r.headers["x-request-id"]
+    r = client.get("/similar")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = client.patch(f"/artists/{artist}")
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"DELETE", "GET", "PUT"}
+    assert client.delete("/artists/nobody", headers=AUTH).status_code in (200, 404)  # FastAPI's route, not a 405
+    assert client.get("/nowhere").status_code == 404
+
+
+def test_a_cold_start_body_must_be_json(client: TestClient) -> None:
+    r = client.post("/similar", content=b"audio=1", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"][0]["msg"]
+    r = client.post("/similar", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
