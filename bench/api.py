@@ -174,12 +174,14 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
     serving = app.state.serving
     serving.artifacts = artifacts  # as the lifespan would
 
+    loop = asyncio.new_event_loop()
+
     def parse(raw: bytes) -> Any:
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": raw, "more_body": False}
 
         call = Call(serving, artifacts, {}, b"", [(b"content-type", b"application/json")], receive)
-        return asyncio.run(cold_start_query(call))
+        return loop.run_until_complete(cold_start_query(call))
 
     queries = [parse(b) for b in bodies]
     inputs = [query_inputs(artifacts, q) for q in queries]
@@ -198,6 +200,7 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
         "get.lookup_k10": _per_call_us(lambda: similar_json(artifacts, artist, 10), calls),
         "get.search_k10": _per_call_us(lambda: hits_json(search(artifacts, encoded[0], 10, exclude=artist)), calls),
     }
+    loop.close()
     stages["asgi.bare"] = _asgi_us(bare.app, "GET", "/", b"", b"", calls)
     stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
     stages["asgi.front"] = stages["asgi.healthz"] - stages["asgi.bare"]

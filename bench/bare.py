@@ -31,17 +31,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Serve `app` on 127.0.0.1:PORT with `cmar serve`'s server settings."""
-    import uvicorn
-
-    from service.server import uvicorn_options
+    """Serve `app` on 127.0.0.1:PORT with `cmar serve`'s server and its settings (CMAR_SERVER among them)."""
+    from service.server import run
     from service.settings import load_settings
 
-    settings = load_settings(host="127.0.0.1", port=int(argv[0]))
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False, log_config=None,
-        **uvicorn_options(settings),
-    )  # fmt: skip
+    settings = load_settings(host="127.0.0.1", port=int(argv[0]), log_level="warning")
+    run(app, settings, settings.port)
     return 0
 
 

@@ -29,6 +29,7 @@ class BenchConfig:
     epochs: int | None = None  # override training epochs (tests)
     olga: Path | None = None  # an OLGA folder: also time featurising and training on it
     peer: bool = True
+    servers: tuple[str, ...] = ("uvicorn",)  # HTTP servers the API is measured under; the first fills `api`
     command: str = "cmar bench"
 
 
@@ -57,19 +58,26 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     settings = Settings(model_dir=demo / "model", index_dir=demo / "index")
     bench["profile_us"] = api.profile(settings, demo / "catalog")
     cases = api.requests(demo / "catalog", demo / "index")
-    with (
-        server.start_bare(work / "bare.log") as bare,
-        server.start(demo / "model", demo / "index", work / "server.log") as running,
-    ):
-        bench["api_setup"] = (
-            f"`cmar serve` (uvicorn, one process) on the demo catalogue ({bench['build_demo']['n_artists']} "
-            f"artists, {bench['build_demo']['index_type']}); the ceiling a bare ASGI app with a constant body "
-            "on the same server and settings in its own process; the load generator in its own process; "
-            f"{config.duration_s:g} s measured per row after 1 s of warm-up; started in {running.startup_s:.1f} s."
-        )
-        bench["api"] = api.run(running, cases, config.duration_s, config.concurrency, bare=bare)
-        bench["api_server_rss_mb"] = round(running.rss_mb())
-    report.write(config.out, bench)
+    bench["api_by_server"] = {}
+    for name in config.servers:
+        env = {"CMAR_SERVER": name}
+        with (
+            server.start_bare(work / f"bare-{name}.log", env) as bare,
+            server.start(demo / "model", demo / "index", work / f"server-{name}.log", env) as running,
+        ):
+            measured = api.run(running, cases, config.duration_s, config.concurrency, bare=bare)
+            bench["api_by_server"][name] = measured
+            if name == config.servers[0]:
+                bench["api"] = measured
+                bench["api_server_rss_mb"] = round(running.rss_mb())
+                bench["api_setup"] = (
+                    f"`cmar serve` ({name}, one process) on the demo catalogue ({bench['build_demo']['n_artists']} "
+                    f"artists, {bench['build_demo']['index_type']}); the ceiling a bare ASGI app with a constant "
+                    "body on the same server and settings in its own process; the load generator in its own "
+                    f"process; {config.duration_s:g} s measured per row after 1 s of warm-up; started in "
+                    f"{running.startup_s:.1f} s."
+                )
+        report.write(config.out, bench)
 
     if config.scale_artists:
         big = work / "scale"

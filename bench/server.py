@@ -88,12 +88,15 @@ class Server:
                 self.process.wait()
 
 
-def start_bare(log_file: Path) -> Server:
-    """The neutral ceiling (`bench.bare`) in its own process, with `cmar serve`'s server settings."""
+def start_bare(log_file: Path, env: dict[str, str] | None = None) -> Server:
+    """The neutral ceiling (`bench.bare`) in its own process, with `cmar serve`'s server settings (and `env`'s)."""
     port = free_port()
     with open(log_file, "ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare", str(port)], stdout=sink, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bench.bare", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     started = time.perf_counter()
     while time.perf_counter() - started < 60:

@@ -181,19 +181,19 @@ def _free_port(host: str, port: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port: int | None) -> None:
-    """Verify the artifacts, then run the API under uvicorn until interrupted."""
-    import uvicorn
-
+def serve(
+    model_dir: Path | None, index_dir: Path | None, host: str | None, port: int | None, server: str | None = None
+) -> None:
+    """Verify the artifacts, then run the API (uvicorn, or CMAR_SERVER's server) until interrupted."""
     from core.logs import use_safe_text_logs
     from core.store import WriteStore
     from service.app import create_app
     from service.observe import use_json_logs
-    from service.server import uvicorn_options
+    from service.server import run
     from service.settings import load_settings, writes_db
     from service.writes import load_served
 
-    overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port}
+    overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port, "server": server}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.log_format == "json":
         use_json_logs()
@@ -202,24 +202,18 @@ def serve(model_dir: Path | None, index_dir: Path | None, host: str | None, port
     artifacts = load_served(settings)  # refuse to start, with one line, if nothing verifies
     store = WriteStore(writes_db(settings))  # likewise for a write database that cannot be opened
     bound = _free_port(settings.host, settings.port)
-    log.info("API on http://%s:%d (docs at http://%s:%d/docs)", settings.host, bound, settings.host, bound)
-    app = create_app(settings, artifacts, store)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=bound,
-        log_level=settings.log_level,
-        access_log=False,  # the app logs requests itself, with their ids (CMAR_ACCESS_LOG)
-        log_config=None,  # uvicorn's loggers go to ours (JSON or text)
-        **uvicorn_options(settings, app),  # header size and time, body time, connection cap
-    )
+    log.info(
+        "API on http://%s:%d (docs at http://%s:%d/docs), served by %s",
+        settings.host, bound, settings.host, bound, settings.server,
+    )  # fmt: skip
+    run(create_app(settings, artifacts, store), settings, bound)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Serve the API."""
     if args.port is not None and not 0 <= args.port <= 65535:
         raise CmarError("--port must be between 0 and 65535")
-    serve(args.model, args.index, args.host, args.port)
+    serve(args.model, args.index, args.host, args.port, args.server)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -313,6 +307,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         duration_s=args.duration,
         concurrency=tuple(args.concurrency),
         demo_artists=args.demo_artists,
+        servers=tuple(dict.fromkeys(args.server)),
         scale_artists=args.scale,
         exact_limit=args.exact_limit,
         epochs=args.epochs,

@@ -250,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=Path, help="index folder (default $CMAR_INDEX_DIR or cmar-data/index)")
     p.add_argument("--host", help="address (default $CMAR_HOST or 127.0.0.1)")
     p.add_argument("--port", type=PORT, help=f"port (default $CMAR_PORT or {DEFAULT_PORT}; 0 = any free port)")
+    p.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        help="HTTP server (default $CMAR_SERVER or uvicorn; granian has no connection cap, see the README)",
+    )
     p.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="measure retrieval quality and write a report")
@@ -297,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs (default: the training default)")
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
+    p.add_argument(
+        "--server",
+        nargs="+",
+        choices=["uvicorn", "granian"],
+        default=["uvicorn"],
+        help="HTTP servers to measure the API under, each against its own neutral ceiling (default uvicorn)",
+    )
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_bench)
 

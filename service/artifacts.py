@@ -105,16 +105,17 @@ class Artifacts:
     def encode_queries(
         self, queries: list[tuple[dict[str, FloatArray], dict[str, tuple[FloatArray, np.ndarray]]]]
     ) -> FloatArray:
-        """Encode and fuse cold-start queries together: one ONNX Runtime call per encoder.
+        """Encode and fuse cold-start queries together: one ONNX Runtime call per vector encoder
+        and one per set length (`_encode_sets`).
 
         Each query is (vectors, sets): vectors maps a modality to its (d,) input; sets maps one
         to its (T, d) item vectors, heaviest first, and their (T,) raw weights, of which the
         first `max_tags` are used. Returns the fused unit vectors (B, D), one per query.
 
-        A query's vector is the same to the last bit whatever else is in the batch: set encoders
-        always run on `max_tags` slots (padding weighs 0) and on at least `MIN_SET_BATCH` rows,
-        since ONNX Runtime computes attention over a batch of one by another kernel; fusion is
-        batch-invariant (`core.fusion.Fusion.fuse`).
+        A query's vector is the same to the last bit whatever else is in the batch: a set is
+        encoded at its own length, in a call of at least `MIN_SET_BATCH` rows (ONNX Runtime
+        computes attention over a batch of one by another kernel, and padding to another length
+        can change the last bit); fusion is batch-invariant (`core.fusion.Fusion.fuse`).
         """
         model = self.model
         names = list(model.sessions)
@@ -127,17 +128,30 @@ class Artifacts:
             if model.kind(name) is ModalityKind.VECTOR:
                 stack[m, cols] = model.encode_vectors(name, np.stack([queries[b][0][name] for b in cols]))
             else:
-                slots = model.manifest.max_tags
-                rows = max(len(cols), MIN_SET_BATCH)
-                items = np.zeros((rows, slots, model.input_dim(name)), dtype=np.float32)
-                weights = np.zeros((rows, slots), dtype=np.float64)
-                for j, b in enumerate(cols):
-                    given, raw = (part[:slots] for part in queries[b][1][name])
-                    items[j, : len(given)] = given
-                    weights[j, : len(raw)] = raw
-                stack[m, cols] = model.encode_set(name, items, item_weights(weights))[: len(cols)]
+                self._encode_sets(name, [queries[b][1][name] for b in cols], stack[m], cols)
             present[m, cols] = True
         return model.fuse(stack, present, names, batch_invariant=True)
+
+    def _encode_sets(
+        self, name: str, sets: list[tuple[FloatArray, np.ndarray]], out: FloatArray, cols: list[int]
+    ) -> None:
+        """Encode set inputs into out[cols]: one ONNX Runtime call per number of items, no padding.
+
+        Each set keeps its first `max_tags` items. The encoder's cost grows with the item slots
+        (about 7 us per slot per set here), and most artists have a few tags, so sets are not
+        padded to a common length: those with the same number of items share a call. A call
+        holds at least `MIN_SET_BATCH` rows (a lone set is repeated).
+        """
+        model = self.model
+        by_length: dict[int, list[int]] = {}
+        for j, (_, weights) in enumerate(sets):
+            by_length.setdefault(min(len(weights), model.manifest.max_tags), []).append(j)
+        for length, members in by_length.items():
+            rows = [*members, *[members[0]] * (MIN_SET_BATCH - len(members))]
+            items = np.stack([sets[j][0][:length] for j in rows])
+            weights = np.stack([sets[j][1][:length] for j in rows])
+            encoded = model.encode_set(name, items, item_weights(weights))
+            out[[cols[j] for j in members]] = encoded[: len(members)]
 
 
 MIN_SET_BATCH = 2  # see Artifacts.encode_queries

@@ -1,12 +1,12 @@
 """Cold-start queries that arrive together, answered together.
 
-A cold start is mostly fixed cost: an ONNX Runtime call per encoder and a pass over the
+Much of a cold start is fixed cost: an ONNX Runtime call per encoder and a pass over the
 index's vectors, whatever the number of queries. `ColdStartBatcher` collects the queries that
 reach the event loop together and answers them with one call per encoder and one index search
-(`service.queries.encode_many`, `service.search.search_many`). The wait is bounded by one turn
-of the event loop, never by a timer: the first query of a batch schedules the batch with
-`call_soon`, so the queries whose requests were read in the same turn join it, and a lone
-query (one client) is answered at once. A batch holds at most `max_batch` queries.
+(`service.queries.encode_many`, `service.search.search_many`), in a worker thread while the
+event loop reads the next requests. The wait is bounded, never by a timer: a batch starts as
+soon as the worker is free (a lone query at once), with the queries that arrived meanwhile,
+at most `max_batch` of them.
 
 Each answer is the one a batch of one would give, to the last bit (the encoders and the
 search are batch-invariant; tests/service/test_batching.py checks it).
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from fastapi import HTTPException
@@ -47,12 +49,19 @@ def answer_batch(artifacts: Artifacts, inputs: list[QueryInputs], ks: list[int])
 
 
 class ColdStartBatcher:
-    """Batches concurrent cold-start queries on the event loop (see the module's docstring)."""
+    """Batches concurrent cold-start queries (see the module's docstring).
+
+    One batch at a time is computed, in a worker thread of its own, so that the event loop
+    goes on reading requests (ONNX Runtime and BLAS release the GIL): the queries that arrive
+    meanwhile make the next batch, which starts as soon as this one is done. Under load the
+    batches grow by themselves; a lone query waits for nothing but the hop to the worker.
+    """
 
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
         self._pending: list[_Pending] = []
-        self._scheduled = False
+        self._busy = False
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmar-cold-start")
         self.batches = 0  # batches answered, and queries in them: for the bench's report
         self.queries = 0
 
@@ -61,33 +70,54 @@ class ColdStartBatcher:
         loop = asyncio.get_running_loop()
         pending = _Pending(artifacts, inputs, k, loop.create_future())
         self._pending.append(pending)
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._start, loop)  # after the requests read in this turn of the loop
         return await pending.answer
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        live = [p for p in batch if not p.answer.done()]  # a cancelled request leaves its future done
-        if not live:
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = [p for p in self._pending[: self.max_batch] if not p.answer.done()]  # done: cancelled
+        del self._pending[: self.max_batch]
+        if not batch:
+            if self._pending:
+                self._start(loop)
+            else:
+                self._busy = False
             return
         self.batches += 1
-        self.queries += len(live)
-        groups: dict[int, list[_Pending]] = {}
-        for p in live:  # a swap between two requests: each is answered by the artifacts it started with
-            groups.setdefault(id(p.artifacts), []).append(p)
-        for group in groups.values():
-            try:
-                answers = answer_batch(group[0].artifacts, [p.inputs for p in group], [p.k for p in group])
-            except Exception as exc:  # a bug: every request of the batch gets it (a logged 500 each)
-                answers = [exc] * len(group)  # type: ignore[list-item]
-            for p, answer in zip(group, answers, strict=True):
-                if p.answer.done():
-                    continue
-                if isinstance(answer, BaseException):
-                    p.answer.set_exception(answer)
-                else:
-                    p.answer.set_result(answer)
+        self.queries += len(batch)
+        work = loop.run_in_executor(self._worker, _answer_groups, batch)
+        work.add_done_callback(lambda done: self._finish(loop, batch, done))
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], done: asyncio.Future[list[Any]]) -> None:
+        answers = done.result()
+        for p, answer in zip(batch, answers, strict=True):
+            if p.answer.done():
+                continue
+            if isinstance(answer, BaseException):
+                p.answer.set_exception(answer)
+            else:
+                p.answer.set_result(answer)
+        if self._pending:
+            self._start(loop)
+        else:
+            self._busy = False
+
+
+def _answer_groups(batch: list[_Pending]) -> list[Any]:
+    """Each pending query's hits or exception, a batch per artifacts (a swap between two requests:
+    each is answered by the artifacts it started with)."""
+    groups: dict[int, list[int]] = {}
+    for j, p in enumerate(batch):
+        groups.setdefault(id(p.artifacts), []).append(j)
+    answers: list[Any] = [None] * len(batch)
+    for members in groups.values():
+        try:
+            found: list[Any] = answer_batch(
+                batch[members[0]].artifacts, [batch[j].inputs for j in members], [batch[j].k for j in members]
+            )
+        except Exception as exc:  # a bug: every request of the group gets it (a logged 500 each)
+            found = [exc] * len(members)
+        for j, answer in zip(members, found, strict=True):
+            answers[j] = answer
+    return answers

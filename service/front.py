@@ -147,9 +147,7 @@ class Front:
                 await _answer(send, 500, _INTERNAL, extra, head)
         finally:
             elapsed = time.perf_counter() - started
-            count, latency = self.metrics.children(route, method, status)
-            count.inc()
-            latency.observe(elapsed)
+            self.metrics.requests.observe(route, method, status, elapsed)
             if self.serving.settings.access_log:
                 self._log(method, scope["path"], status, elapsed)
             request_id.reset(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,9 @@ def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
     return QueryInputs(vectors, sets, unknown_tags)
 
 
+_normalized = functools.lru_cache(maxsize=65_536)(normalize_tag)  # tags recur across queries; bounded
+
+
 def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
     """Tag names in canonical form (`core.names.normalize_tag`) with their weights (1 for a list),
     and each canonical name's spelling as given.
@@ -108,7 +112,7 @@ def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tup
     weighted: dict[str, float] = {}
     given: dict[str, str] = {}
     for raw, weight in pairs:
-        tag = normalize_tag(raw)
+        tag = _normalized(raw)
         if not tag:
             raise unprocessable(loc, f"tag name {raw!r} is empty after trimming white space")
         if tag in weighted and isinstance(value, dict):
@@ -136,7 +140,8 @@ def encode_many(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[np.ndar
     answer is the same whatever else is in the list.
     """
     encoded = artifacts.encode_queries([(i.vectors, i.sets) for i in inputs])
-    fine: list[bool] = (np.isfinite(encoded).all(axis=1) & encoded.any(axis=1)).tolist()
+    usable = np.logical_and(np.isfinite(encoded).all(axis=1), encoded.any(axis=1))
+    fine = [bool(ok) for ok in np.atleast_1d(usable)]
     return [vector if ok else _overflow(i) for vector, ok, i in zip(encoded, fine, inputs, strict=True)]
 
 

@@ -6,7 +6,7 @@ request that passes its snapshot along answers from one consistent state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,8 +17,7 @@ from service.live import Overlay
 from service.responses import scored_items
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """One result: an artist's JSON fragment (see `service.live.fragment`), id and cosine to the query."""
 
     artist_id: str
@@ -63,7 +62,7 @@ def search_many(
     _, candidates = artifacts.index.search(q, wanted)
     answers = []
     for b, (k, exclude) in enumerate(zip(ks, excludes, strict=True)):
-        rows = np.unique(candidates[b][candidates[b] >= 0])  # sorted: ties rank by row
+        rows = np.sort(candidates[b][candidates[b] >= 0])  # by row, so that ties rank by row
         if overlay.hidden:
             rows = rows[~np.isin(rows, overlay.hidden_rows)]
         skip = artifacts.index.row_of.get(exclude) if exclude is not None else None

@@ -1,4 +1,11 @@
-"""Running the app under uvicorn with the limits an exposed server needs.
+"""Running the app: under uvicorn (the default) with the limits an exposed server needs, or under granian.
+
+`run` serves an app with the server the settings name (CMAR_SERVER). uvicorn is the default
+because only it holds every limit below; granian (a Rust HTTP server, the `granian` extra)
+is selectable and measured beside it by `cmar bench --server granian`: it enforces the header
+size, a header read timeout and a 100-field cap itself, but has no connection cap (past its
+backpressure, new connections wait in the kernel's queue) and leaves a connection that never
+sends a byte open, so it belongs behind a proxy that enforces those.
 
 uvicorn's httptools protocol bounds neither the size of a request's headers nor the time a
 client may take to send them or its body, and accepts every connection. `limited_protocol`
@@ -23,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from core.errors import CmarError
 from service.observe import new_request_id
 from service.settings import Settings
 
@@ -271,6 +280,58 @@ def raise_fd_limit(max_connections: int) -> int:
             max_connections,
         )
     return max(1, allowed)
+
+
+def run(app: Any, settings: Settings, port: int) -> None:
+    """Serve `app` on settings.host:port with the server settings.server names, until interrupted.
+
+    Raises CmarError if that server is not installed.
+    """
+    if settings.server == "granian":
+        _run_granian(app, settings, port)
+        return
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs requests itself, with their ids (CMAR_ACCESS_LOG)
+        log_config=None,  # uvicorn's loggers go to ours (JSON or text)
+        **uvicorn_options(settings, app),  # header size and time, body time, connection cap
+    )
+
+
+def _run_granian(app: Any, settings: Settings, port: int) -> None:
+    """granian's embedded server in this process (one worker, HTTP/1.1), with the limits it has."""
+    try:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.http import HTTP1Settings
+        from granian.server.embed import Server
+    except ImportError:
+        raise CmarError("CMAR_SERVER=granian needs granian: pip install 'cmar[granian]'") from None
+    server = Server(
+        app,
+        address=settings.host,
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,  # granian's header read timeout holds on HTTP/1 only
+        websockets=False,
+        backpressure=settings.max_connections,  # requests at once; further connections wait to be accepted
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout * 1000), max_buffer_size=settings.max_header_bytes
+        ),
+        log_level=settings.log_level if settings.log_level != "trace" else "debug",  # type: ignore[arg-type]
+    )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    asyncio.run(serve())
 
 
 def uvicorn_options(settings: Settings, app: Any = None) -> dict[str, Any]:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000, ge=1, description="open connections served at once; above it new ones get a 503 and are closed"
     )
+    server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="HTTP server: uvicorn (holds every limit above) or granian (no connection cap; see the README)",
+    )
     resume_swap: bool = Field(
         True, description="a restart serves the folders of the last swap (recorded beside the write database)"
     )

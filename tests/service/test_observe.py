@@ -44,6 +44,13 @@ def test_request_ids_metrics_and_json_logs(built: Built, tmp_path: Path) -> None
     assert f'cmar_requests_total{{method="GET",{route},status="404"}} 1.0' in metrics
     assert f'cmar_request_seconds_count{{method="GET",{route},status="200"}} 2.0' in metrics
     assert f'cmar_request_seconds_count{{method="GET",{route},status="404"}} 1.0' in metrics
+    buckets = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("cmar_request_seconds_bucket") and route in line and 'status="200"' in line
+    ]
+    assert buckets == sorted(buckets) and buckets[-1] == 2.0  # cumulative, and +Inf counts every request
+    assert f'cmar_request_seconds_bucket{{le="+Inf",method="GET",{route},status="200"}} 2.0' in metrics
     served = f'index_version="{versions["index_version"]}",model_version="{versions["model_version"]}"'
     assert f"cmar_model_info{{{served}}} 1.0" in metrics
     assert f"cmar_index_artists {float(versions['n_artists'])}" in metrics
