@@ -38,7 +38,7 @@ HEALTHY = b'{"status":"ok"}'
 DEFAULT_K = 10
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One request to an endpoint: the app's state, the artifacts it started on, and what the client sent."""
 
@@ -154,10 +154,20 @@ async def cold_start_query(call: Call) -> Any:
     if not body.strip():
         raise HTTPException(status_code=422, detail=validation_errors([{"loc": ("body",), "type": "missing"}]))
     try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status_code=400, detail=f"the body is not UTF-8 text (byte {exc.start})") from None
+    try:
         return SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+        unreadable = [e["msg"] for e in errors if e["type"] == "json_invalid" and _UNREADABLE.search(e["msg"])]
+        if unreadable:  # valid JSON syntax that no parser should be asked to hold
+            raise HTTPException(status_code=400, detail=f"the body is not readable JSON: {unreadable[0]}") from None
         raise HTTPException(status_code=422, detail=validation_errors(errors)) from None
+
+
+_UNREADABLE = re.compile(r"recursion limit|out of range")  # nested too deeply, a number too long to read
 
 
 def served(artifacts: Artifacts, artist_id: str, overlay: Overlay | None = None) -> tuple[str, list[str]]:

@@ -72,6 +72,7 @@ class Front:
         self.serving = serving
         self.endpoints = endpoints
         self.metrics = metrics
+        self.access_log = serving.settings.access_log
         stamp_request_ids()
 
     def match(self, method: str, path: str) -> tuple[Endpoint | None, dict[str, str], list[str]]:
@@ -148,7 +149,7 @@ class Front:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.requests.observe(route, method, status, elapsed)
-            if self.serving.settings.access_log:
+            if self.access_log:
                 self._log(method, scope["path"], status, elapsed)
             request_id.reset(token)
 

@@ -120,3 +120,19 @@ def test_a_cold_start_body_must_be_json(client: TestClient) -> None:
     assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"][0]["msg"]
     r = client.post("/similar", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b'\xff\xfe{"audio": [1]}', 400, "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "recursion limit"),
+        (b'{"k": 1' + b"0" * 5000 + b', "tag": ["x"]}', 400, "out of range"),
+        (b"{bad", 422, "Invalid JSON"),
+    ],
+)
+def test_unreadable_cold_start_bodies_are_400_and_malformed_ones_422(
+    client: TestClient, body: bytes, status: int, says: str
+) -> None:
+    r = client.post("/similar", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and says in r.text
