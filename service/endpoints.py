@@ -161,7 +161,8 @@ async def cold_start_query(call: Call) -> Any:
         return SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        unreadable = [e["msg"] for e in errors if e["type"] == "json_invalid" and _UNREADABLE.search(e["msg"])]
+        messages = [str(e["msg"]) for e in errors if e["type"] == "json_invalid"]
+        unreadable = [m for m in messages if _UNREADABLE.search(m)]
         if unreadable:  # valid JSON syntax that no parser should be asked to hold
             raise HTTPException(status_code=400, detail=f"the body is not readable JSON: {unreadable[0]}") from None
         raise HTTPException(status_code=422, detail=validation_errors(errors)) from None
