@@ -25,5 +25,12 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 CMD ["cmar", "serve", "--model", "/data/model", "--index", "/data/index", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS builder
-RUN pip install -c constraints.txt -e '.[train]'
+# torch from the PyTorch CPU wheel index: the default index would pull the multi-GB CUDA build.
+# Where that index is out of reach, fill wheels/ on the host (wheels/README.md) and build with
+#   --build-arg TORCH_PIP_ARGS="--no-index --find-links /app/wheels"
+# (bind-mounted for the install only: the wheels never enter a layer).
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+RUN --mount=type=bind,source=wheels,target=/app/wheels \
+    pip install ${TORCH_PIP_ARGS} "torch==$(sed -n 's/^torch==//p' constraints.txt)" \
+    && pip install -c constraints.txt -e '.[train]'
 CMD ["cmar", "run", "--workdir", "/data", "--no-serve", "--skip-existing"]

@@ -350,6 +350,21 @@ def cmd_check_load(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_check_containers(args: argparse.Namespace) -> None:
+    """Build and run the container images for real (podman, podman-compose) and write a report."""
+    from bench.containers import run_check
+
+    report_folder(args)
+    script = args.base_script or (args.context.resolve().parent / "shared" / "tools" / "container-base.sh")
+    report = run_check(args.out, args.context, script)
+    images = report["images"]
+    log.info(
+        "containers: every check passed; api image %.0f MB, builder %.0f MB, first up to ready %.0f s (%s)",
+        images["api"]["size_mb"], images["builder"]["size_mb"], report["first_up"]["up_to_healthy_s"],
+        args.out / "containers.md",
+    )  # fmt: skip
+
+
 def cmd_check_faults(args: argparse.Namespace) -> None:
     """Floods, storage faults, races and replay time against live servers."""
     from bench.faults import check_faults

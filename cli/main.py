@@ -20,6 +20,7 @@ from cli.commands import (
     cmd_catalog_olga,
     cmd_catalog_synthetic,
     cmd_catalog_validate,
+    cmd_check_containers,
     cmd_check_faults,
     cmd_check_load,
     cmd_check_schema,
@@ -52,6 +53,7 @@ EXTRAS = {  # module -> the extra that installs it
     "prometheus_client": "serve",
     "usearch": "bench",
     "schemathesis": "bench",
+    "podman_compose": "bench",
     "implicit": "eval",
     "sklearn": "eval",
     "scipy": "eval",
@@ -341,6 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs of the demo model")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_faults)
+    p = chk_sub.add_parser(
+        "containers", help="build the images, compose up with podman, query, restart, tear down: a report"
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (containers.json, containers.md)")
+    p.add_argument("--context", type=Path, default=Path("."), help="the project folder with the Dockerfile (default .)")
+    p.add_argument(
+        "--base-script",
+        type=Path,
+        help="script making podman's python:3.11-slim base when missing (default ../shared/tools/container-base.sh)",
+    )
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_check_containers)
     return parser
 
 

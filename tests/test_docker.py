@@ -1,4 +1,8 @@
-"""Docker files cannot run here: check that they parse, name real CLI commands and agree on ports."""
+"""The Docker files parse, name real CLI commands and agree on ports, paths and torch sources.
+
+They also run for real, with podman, in `cmar check containers` (CI runs it); these checks are
+the fast half.
+"""
 
 import re
 import shlex
@@ -56,7 +60,7 @@ def test_ports_agree() -> None:
     api = _compose()["services"]["api"]
     command = api["command"]
     port = command[command.index("--port") + 1]
-    container_port = api["ports"][0].split(":")[1]
+    container_port = api["ports"][0].rsplit(":", 1)[1]
     assert container_port == port
     assert f"EXPOSE {port}" in (ROOT / "Dockerfile").read_text()
     health = " ".join(api["healthcheck"]["test"])
@@ -76,8 +80,12 @@ def test_artifacts_volume_is_shared_and_paths_agree() -> None:
 
 def test_pip_installs_match_the_readme_and_the_api_image_has_no_torch() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    installs = re.findall(r"RUN (pip install .*)", dockerfile)
-    assert installs == ["pip install -c constraints.txt -e '.[serve]'", "pip install -c constraints.txt -e '.[train]'"]
+    installs = re.findall(r"(pip install [^\\\n]*)", dockerfile)
+    assert installs == [
+        "pip install -c constraints.txt -e '.[serve]'",
+        'pip install ${TORCH_PIP_ARGS} "torch==$(sed -n \'s/^torch==//p\' constraints.txt)" ',
+        "pip install -c constraints.txt -e '.[train]'",
+    ]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
     def closure(extra: str) -> set[str]:
@@ -120,3 +128,17 @@ def test_the_images_copy_every_package_the_wheel_ships() -> None:
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {name.rstrip("*") for name in include}
     assert packages <= copied, f"the Dockerfile does not copy {sorted(packages - copied)}"
+
+
+def test_the_builder_takes_cpu_torch_by_default_and_wheels_by_argument() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cpu_index = "--index-url https://download.pytorch.org/whl/cpu"
+    assert f'ARG TORCH_PIP_ARGS="{cpu_index}"' in dockerfile
+    build = _compose()["services"]["build"]["build"]
+    assert build["args"]["TORCH_PIP_ARGS"] == "${TORCH_PIP_ARGS:-" + cpu_index + "}"
+    api_stage = dockerfile.split("FROM base AS api")[1].split("FROM base AS builder")[0]
+    assert "wheels" not in api_stage  # the API image never sees the wheel folder
+    assert "--mount=type=bind,source=wheels,target=/app/wheels" in dockerfile  # never a layer of the builder
+    assert (ROOT / "wheels" / "README.md").is_file()  # the folder exists in a fresh clone (the mount needs it)
+    for service in _compose()["services"].values():
+        assert service["image"].startswith("${CMAR_IMAGE_PREFIX:-cmar}-")
