@@ -87,9 +87,12 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.state.serving = serving
+    app.router.redirect_slashes = False  # a trailing slash is a 404, not a redirect to the client's Host header
     app.include_router(read_router)
     app.include_router(writes_router)
-    app.front = Front(app.fastapi, serving, endpoints(), serving.metrics, routes=lambda: app.routes)
+    # FastAPI's routes one by one (an included router is one opaque entry of app.routes)
+    routes = [*(r for r in app.routes if hasattr(r, "path")), *read_router.routes, *writes_router.routes]
+    app.front = Front(app.fastapi, serving, endpoints(), serving.metrics, routes=lambda: routes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

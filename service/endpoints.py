@@ -64,6 +64,9 @@ class Call:
     async def body(self) -> bytes:
         """The whole body (a 413 past the size limit, counted as it arrives)."""
         limit = self.serving.settings.max_body_bytes
+        declared = self.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large(str(int(declared)), limit)
         chunks, size = [], 0
         while True:
             message = await self.receive()
@@ -117,8 +120,9 @@ def read_access(call: Call) -> None:
 # Parameters: one parser each.
 
 _K = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_K)])
-_K_CACHE: dict[bytes, int] = {}  # query strings already parsed to a valid k (bounded: see query_k)
+_K_CACHE: dict[bytes, int] = {}  # short query strings already parsed to a valid k (bounded: see query_k)
 _K_CACHE_SIZE = 4096
+_K_CACHE_KEY_BYTES = 32  # at most 4096 x 32 bytes of keys, whatever clients send
 
 
 def query_k(query: bytes) -> int:
@@ -126,7 +130,7 @@ def query_k(query: bytes) -> int:
 
     Parsed as FastAPI parses a query parameter (percent-decoding, '+' as space, pydantic's
     lax integers: " 5", "05", "5.0"); other parameters are ignored. The first few thousand
-    distinct query strings are remembered once valid.
+    distinct short query strings are remembered once valid.
     """
     known = _K_CACHE.get(query)
     if known is not None:
@@ -140,7 +144,7 @@ def query_k(query: bytes) -> int:
         raise HTTPException(
             status_code=422, detail=validation_errors([{**e, "loc": ("query", "k")} for e in exc.errors()])
         ) from None
-    if len(_K_CACHE) < _K_CACHE_SIZE:
+    if len(_K_CACHE) < _K_CACHE_SIZE and len(query) <= _K_CACHE_KEY_BYTES:
         _K_CACHE[query] = k
     return k
 

@@ -50,6 +50,15 @@ async def _answer(send: Send, status: int, body: bytes, headers: Headers, head: 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the scope's root_path (the application's mount point), as Starlette routes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root) or path == root:
+        return "" if root and path == root else path
+    return path[len(root) :] if path[len(root)] == "/" else path
+
+
 def _refusal(exc: HTTPException) -> tuple[int, bytes, Headers]:
     """An HTTPException as FastAPI would answer it: status, {"detail": ...} and its headers."""
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
@@ -75,9 +84,13 @@ class Front:
         self.access_log = serving.settings.access_log
         stamp_request_ids()
 
-    def match(self, method: str, path: str) -> tuple[Endpoint | None, dict[str, str], list[str]]:
+    def match(self, scope: Scope) -> tuple[Endpoint | None, dict[str, str], list[str]]:
         """The endpoint for a request and its path parameters; else None, and the methods the path allows
-        when an endpoint has the path and no FastAPI route takes the method (a 405), else none."""
+        when an endpoint has the path and no FastAPI route takes the method (a 405), else none.
+
+        Paths are matched below the scope's `root_path`, as Starlette's router matches them.
+        """
+        method, path = scope["method"], route_path(scope)
         allowed = []
         for endpoint in self.endpoints.values():
             found = endpoint.pattern.match(path)
@@ -86,14 +99,20 @@ class Front:
             if endpoint.method == method:
                 return endpoint, found.groupdict(), []
             allowed.append(endpoint.method)
-        if not allowed or self._fastapi_takes(method, path):  # e.g. PUT /artists/{artist_id}
+        if not allowed or self.fastapi_route(scope) is not None:  # e.g. PUT /artists/{artist_id}
             return None, {}, []
-        others = (m for m in ("GET", "POST", "PUT", "DELETE") if self._fastapi_takes(m, path))
+        others = (m for m in ("GET", "POST", "PUT", "DELETE") if self.fastapi_route({**scope, "method": m}))
         return None, {}, sorted({*allowed, *others})
 
-    def _fastapi_takes(self, method: str, path: str) -> bool:
-        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-        return any(route.matches(scope)[0] is Match.FULL for route in self.routes())
+    def fastapi_route(self, scope: Scope) -> str | None:
+        """The template of the FastAPI route that takes this request (method and path), or None."""
+        probe = {"type": "http", "method": scope["method"], "path": scope["path"]}
+        probe["root_path"] = scope.get("root_path", "")
+        for route in self.routes():
+            found, _ = route.matches(probe)
+            if found is Match.FULL:
+                return getattr(route, "path", None) or "unmatched"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # the lifespan
@@ -111,7 +130,7 @@ class Front:
         status, route, responded = 500, "unmatched", False
         try:
             bad = bad_path(scope)
-            endpoint, params, allowed = (None, {}, []) if bad else self.match(scope["method"], scope["path"])
+            endpoint, params, allowed = (None, {}, []) if bad else self.match(scope)
             if bad:
                 status, responded = 400, True
                 await _answer(send, 400, _BAD_PATH, extra, head)
@@ -126,7 +145,7 @@ class Front:
                 responded = True
                 await _answer(send, status, body, [*more, *extra], head)
             elif allowed:
-                status, responded = 405, True
+                status, responded, route = 405, True, self.template_of(scope)
                 await _answer(send, 405, _NOT_ALLOWED, [(b"allow", ", ".join(allowed).encode()), *extra], head)
             else:
 
@@ -140,7 +159,7 @@ class Front:
                     await send(message)
 
                 await self._inner_limited(scope, receive, send_wrapped)
-                route = getattr(scope.get("route"), "path", None) or route
+                route = getattr(scope.get("route"), "path", None) or self.fastapi_route(scope) or route
         except Exception:
             log.exception("unexpected error on %s %s", method, escape_controls(scope["path"]))
             status = 500
@@ -152,6 +171,11 @@ class Front:
             if self.access_log:
                 self._log(method, scope["path"], status, elapsed)
             request_id.reset(token)
+
+    def template_of(self, scope: Scope) -> str:
+        """The template of the endpoint whose path this is (any method), for the metrics."""
+        path = route_path(scope)
+        return next((e.template for e in self.endpoints.values() if e.pattern.match(path)), "unmatched")
 
     async def _inner_limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI, with the body size limit: by Content-Length up front, else counted as the body arrives."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +97,6 @@ def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
     return QueryInputs(vectors, sets, unknown_tags)
 
 
-_normalized = functools.lru_cache(maxsize=65_536)(normalize_tag)  # tags recur across queries; bounded
-
-
 def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
     """Tag names in canonical form (`core.names.normalize_tag`) with their weights (1 for a list),
     and each canonical name's spelling as given.
@@ -112,7 +108,7 @@ def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tup
     weighted: dict[str, float] = {}
     given: dict[str, str] = {}
     for raw, weight in pairs:
-        tag = _normalized(raw)
+        tag = normalize_tag(raw)
         if not tag:
             raise unprocessable(loc, f"tag name {raw!r} is empty after trimming white space")
         if tag in weighted and isinstance(value, dict):

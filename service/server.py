@@ -2,10 +2,10 @@
 
 `run` serves an app with the server the settings name (CMAR_SERVER). uvicorn is the default
 because only it holds every limit below; granian (a Rust HTTP server, the `granian` extra)
-is selectable and measured beside it by `cmar bench --server granian`: it enforces the header
-size, a header read timeout and a 100-field cap itself, but has no connection cap (past its
-backpressure, new connections wait in the kernel's queue) and leaves a connection that never
-sends a byte open, so it belongs behind a proxy that enforces those.
+is selectable and measured beside it by `cmar bench --server granian`: it enforces a header
+read timeout and a 100-field cap itself and bounds headers by its read buffer, but has no
+connection cap (past its backpressure, new connections wait in the kernel's queue) and no
+body timeout, so it belongs behind a proxy that enforces those.
 
 uvicorn's httptools protocol bounds neither the size of a request's headers nor the time a
 client may take to send them or its body, and accepts every connection. `limited_protocol`
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
     max_body_bytes = 1_048_576
     max_pipeline = 64  # requests queued behind the one being answered on a connection
     version_headers: Callable[[], list[tuple[bytes, bytes]]] = staticmethod(_no_headers)
+    refused: Callable[[int], None] = staticmethod(lambda status: None)  # counts the protocol's own answers
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -144,6 +146,7 @@ class _LimitedHttpTools(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(b"".join([*head, b"\r\n", body]))
             self.transport.close()
+            self.refused(status)
         if status in (408, 431):
             log.warning("connection from %s refused with %d: %s", self.client, status, message)
 
@@ -236,11 +239,14 @@ class _LimitedHttpTools(HttpToolsProtocol):
 
 
 def limited_protocol(
-    settings: Settings, version_headers: Callable[[], list[tuple[bytes, bytes]]] | None = None
+    settings: Settings,
+    version_headers: Callable[[], list[tuple[bytes, bytes]]] | None = None,
+    refused: Callable[[int], None] | None = None,
 ) -> type[HttpToolsProtocol]:
     """The httptools protocol class with the limits of `settings` (see the module docstring).
 
-    `version_headers` gives the headers naming the served versions, for the protocol's own answers.
+    `version_headers` gives the headers naming the served versions, for the protocol's own
+    answers; `refused(status)` is called for each of them (the app's metrics count them).
     """
     return type(
         "LimitedHttpTools",
@@ -253,6 +259,7 @@ def limited_protocol(
             "max_connections": settings.max_connections,
             "max_body_bytes": settings.max_body_bytes,
             "version_headers": staticmethod(version_headers or _no_headers),
+            "refused": staticmethod(refused or (lambda status: None)),
         },
     )
 
@@ -332,15 +339,26 @@ def _run_granian(app: Any, settings: Settings, port: int) -> None:
         await server.serve()
 
     asyncio.run(serve())
+    # The lifespan has shut down (the write database is closed). granian 2.8's embedded server
+    # can abort while the interpreter finalises its runtime threads; there is nothing left to
+    # finalise, so leave now with the exit code of a clean stop.
+    logging.shutdown()
+    os._exit(0)
 
 
 def uvicorn_options(settings: Settings, app: Any = None) -> dict[str, Any]:
     """uvicorn.run keyword arguments for the limits in `settings`; `app`'s served versions on refusals."""
 
+    serving = getattr(getattr(app, "state", None), "serving", None)
+
     def versions() -> list[tuple[bytes, bytes]]:
-        artifacts = getattr(getattr(getattr(app, "state", None), "serving", None), "artifacts", None)
+        artifacts = getattr(serving, "artifacts", None)
         return list(artifacts.version_headers) if artifacts is not None else []
+
+    def refused(status: int) -> None:  # on the event loop's thread, like every request the app counts
+        if serving is not None:
+            serving.metrics.requests.observe("unmatched", "OTHER", status, 0.0)
 
     limited = settings.model_copy(update={"max_connections": raise_fd_limit(settings.max_connections)})
     # ws="none": no WebSocket routes; an Upgrade request is answered as plain HTTP by the app, with its headers
-    return {"http": limited_protocol(limited, versions), "timeout_keep_alive": 5, "ws": "none"}
+    return {"http": limited_protocol(limited, versions, refused), "timeout_keep_alive": 5, "ws": "none"}

@@ -136,3 +136,49 @@ def test_unreadable_cold_start_bodies_are_400_and_malformed_ones_422(
 ) -> None:
     r = client.post("/similar", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status and says in r.text
+
+
+def test_the_query_endpoints_live_below_the_root_path(built: Built, tmp_path: Path) -> None:
+    settings = Settings(
+        model_dir=built.model,
+        index_dir=built.index,
+        writes_db=tmp_path / "w.sqlite3",
+        api_key=KEY,
+        read_key_required=True,
+    )
+    artist = _indexed(built, 1)
+    with TestClient(create_app(settings), root_path="/api") as c:
+        assert c.get(f"/api/artists/{artist}/similar", headers=AUTH).json()["artist_id"] == artist
+        assert c.get(f"/api/artists/{artist}", headers=AUTH).status_code == 200
+        assert c.get(f"/api/artists/{artist}/similar").status_code == 401  # the check holds there too
+        assert c.get("/api/healthz").json() == {"status": "ok"}
+        r = c.patch(f"/api/artists/{artist}", headers=AUTH)
+        assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"DELETE", "GET", "PUT"}
+
+
+def test_every_request_is_counted_under_its_route(client: TestClient, built: Built) -> None:
+    artist = _indexed(built, 1)
+    client.post(f"/artists/{artist}/similar")  # 405
+    client.get("/openapi.json")
+    assert client.put("/artists/big", content=b" " * 1_100_000, headers=AUTH).status_code == 413  # before routing
+    r = client.get(f"/artists/{artist}/similar/")
+    assert r.status_code == 404 and "location" not in r.headers  # no redirect to the client's Host header
+    metrics = client.get("/metrics").text
+    assert 'cmar_requests_total{method="POST",route="/artists/{artist_id}/similar",status="405"} 1.0' in metrics
+    assert 'cmar_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in metrics
+    assert 'cmar_requests_total{method="PUT",route="/artists/{artist_id}",status="413"} 1.0' in metrics
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(client: TestClient) -> None:
+    r = client.post(
+        "/similar", content=b'{"k": 1}', headers={"content-type": "application/json", "content-length": "2000000"}
+    )
+    assert r.status_code == 413 and "2000000" in r.json()["detail"]
+
+
+def test_no_cache_keeps_what_clients_make_up() -> None:
+    from service import endpoints as e
+
+    for i in range(50):
+        assert e.query_k(b"k=5&junk=" + str(i).encode() * 40) == 5
+    assert all(len(key) <= e._K_CACHE_KEY_BYTES for key in e._K_CACHE)

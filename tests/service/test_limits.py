@@ -4,6 +4,7 @@ cap, a restart on a port a client was connected to, and forged log lines (issue 
 import contextlib
 import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def test_too_many_header_fields_get_431(served: tuple[server.Server, Path]) -> N
         fields = b"".join(b"x-h%d: 1\r\n" % i for i in range(40))
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + fields + b"\r\n")
         assert _answer(sock).startswith(b"HTTP/1.1 431")
+    with urllib.request.urlopen(f"http://{server.HOST}:{running.port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'cmar_requests_total{method="OTHER",route="unmatched",status="431"}' in metrics  # the server's own, counted
 
 
 def test_slow_headers_are_timed_out(served: tuple[server.Server, Path]) -> None:
