@@ -201,6 +201,7 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
         "get.search_k10": _per_call_us(lambda: hits_json(search(artifacts, encoded[0], 10, exclude=artist)), calls),
     }
     loop.close()
+    stages |= name_search_us(calls=50)
     stages["asgi.bare"] = _asgi_us(bare.app, "GET", "/", b"", b"", calls)
     stages["asgi.healthz"] = _asgi_us(app, "GET", "/healthz", b"", b"", calls)
     stages["asgi.front"] = stages["asgi.healthz"] - stages["asgi.bare"]
@@ -214,3 +215,24 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
 
 
 BATCH = 16  # queries per batch in the profile
+
+
+def name_search_us(n_names: int = 100_000, calls: int = 50, seed: int = 0) -> dict[str, float]:
+    """Microseconds per name search (`service.names.NameIndex`) over n_names made-up names of one to four
+    words: a prefix found directly, a prefix that needs fuzzy matching (a typo), and building the index."""
+    from service.names import NameIndex, search_key
+
+    rng = np.random.default_rng(seed)
+    syllables = ["ra", "di", "o", "head", "si", "gur", "ros", "mog", "wai", "bo", "ards", "of", "ca", "na", "da"]
+    words = ["".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(5000)]
+    names = [" ".join(rng.choice(words, rng.integers(1, 5))).title() for _ in range(n_names)]
+    started = time.perf_counter()
+    index = NameIndex(names)
+    build_us = (time.perf_counter() - started) * 1e6
+    target = search_key(names[n_names // 2])
+    prefix, typo = target[:6], target[:3] + target[4:9]  # a name's beginning; the same with a letter left out
+    return {
+        f"names.build_{n_names // 1000}k": round(build_us, 1),
+        f"names.prefix_{n_names // 1000}k": _per_call_us(lambda: index.scores(prefix, 10), calls),
+        f"names.typo_{n_names // 1000}k": _per_call_us(lambda: index.scores(typo, 10), calls),
+    }

@@ -31,6 +31,7 @@ class LoadedIndex:
     neighbours: np.ndarray | None = None  # (N, K) precomputed similar rows, or None
     neighbour_scores: np.ndarray | None = None  # (N, K) their cosines
     columns: np.ndarray | None = None  # (stored dim, N) an exact index's vectors, contiguous by dimension
+    popularity: np.ndarray | None = None  # (N,) the catalogue's popularity of each artist, when it gave one
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -162,6 +163,9 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         neighbours=neighbours,
         neighbour_scores=neighbour_scores,
         columns=_columns(index),
+        popularity=(
+            table.column("popularity").to_numpy().astype(np.float32) if "popularity" in table.column_names else None
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from core.vectors import FloatArray, item_weights
 from inference.encoder import OnnxModel
 from inference.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
+from service.names import LazyNameIndex
 from service.responses import Answers
 from service.settings import Settings
 
@@ -30,6 +31,7 @@ class Artifacts:
         self.model = model
         self.index = index
         self.answers = Answers(index)
+        self.names = LazyNameIndex(index.names)  # name search, made on its first use
         self.overlay = Overlay(dim=index.manifest.embedding_dim)  # replaced whole by every write
         self.version_headers = [
             (MODEL_HEADER.lower().encode(), model.version.encode()),

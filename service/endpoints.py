@@ -27,10 +27,11 @@ from starlette.types import Receive
 from service.artifacts import Artifacts
 from service.auth import check_read
 from service.live import Overlay
+from service.names import search_key
 from service.queries import query_inputs, unprocessable, validation_errors
 from service.responses import cold_start_body, similar_body
 from service.schemas import SimilarQuery
-from service.search import hits_json, quick_similar_json, similar_json
+from service.search import find_by_name, hits_json, quick_similar_json, similar_json
 from service.settings import MAX_K
 from service.state import Serving
 
@@ -149,6 +150,36 @@ def query_k(query: bytes) -> int:
     return k
 
 
+def query_params(query: bytes) -> dict[str, str]:
+    """A raw query string's parameters as FastAPI reads them: percent-decoded, the last of a repeated name."""
+    return dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+
+
+MAX_MATCHES = 100  # results of one name search
+_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_MATCHES)])
+MAX_QUERY_CHARS = 200
+
+
+def name_query(call: Call) -> tuple[str, str, int]:
+    """`q` (as given, and its search form) and `limit` of GET /artists; a 422 naming the parameter otherwise."""
+    params = query_params(call.query)
+    q = params.get("q")
+    if q is None:
+        raise unprocessable(["query", "q"], "a name to search for is required: ?q=TEXT")
+    if len(q) > MAX_QUERY_CHARS:
+        raise unprocessable(["query", "q"], f"at most {MAX_QUERY_CHARS} characters, got {len(q)}")
+    key = search_key(q)
+    if not key:
+        raise unprocessable(["query", "q"], "must hold a letter or a digit")
+    try:
+        limit = _LIMIT.validate_python(params.get("limit", "10"))
+    except ValidationError as exc:
+        raise HTTPException(
+            status_code=422, detail=validation_errors([{**e, "loc": ("query", "limit")} for e in exc.errors()])
+        ) from None
+    return q, key, limit
+
+
 async def cold_start_query(call: Call) -> Any:
     """The body of POST /similar, parsed and validated in one pass from its bytes (a 422 naming the field)."""
     kind = call.header("content-type")
@@ -231,6 +262,13 @@ async def artist(call: Call) -> bytes:
     return orjson.dumps({"artist_id": artist_id, "name": name, "modalities": modalities})
 
 
+async def find_artists(call: Call) -> bytes:
+    """GET /artists?q=TEXT&limit=N: served artists found by name (`service.names`), best first."""
+    q, key, limit = name_query(call)
+    results = find_by_name(call.artifacts, key, limit)
+    return orjson.dumps({"q": q, "results": results})
+
+
 async def healthz(call: Call) -> bytes:
     """GET /healthz: the process answers."""
     return HEALTHY
@@ -246,4 +284,5 @@ def endpoints() -> dict[str, Endpoint]:
         "similar": Endpoint("GET", "/artists/{artist_id}/similar", similar, [read_access]),
         "cold_start": Endpoint("POST", "/similar", cold_start, [read_access]),
         "artist": Endpoint("GET", "/artists/{artist_id}", artist, [read_access]),
+        "find_artists": Endpoint("GET", "/artists", find_artists, [read_access]),
     }

@@ -18,6 +18,7 @@ from service.deps import ArtifactsDep, LiveDep, MetricsDep
 from service.schemas import (
     ERROR_RESPONSES,
     Artist,
+    ArtistMatches,
     ColdStartResponse,
     Health,
     Readiness,
@@ -49,6 +50,17 @@ async def similar_cold_start(query: SimilarQuery) -> None:  # type: ignore[valid
 @documented.get("/artists/{artist_id}", response_model=Artist, tags=["artists"])
 async def artist(artist_id: ArtistId) -> None:
     """An indexed artist's name and modalities."""
+
+
+@documented.get("/artists", response_model=ArtistMatches, tags=["artists"])
+async def find_artists(
+    q: Annotated[str, Query(min_length=1, max_length=200, description="a name, or its beginning; typos tolerated")],
+    limit: Annotated[int, Query(ge=1, le=100, description="most results, 1 to 100")] = 10,
+) -> None:
+    """Served artists found by name: case, accents and punctuation ignored, prefixes and a typo or two matched.
+
+    Ranked by match quality, then popularity; written artists are found as soon as they are written.
+    """
 
 
 @documented.get("/healthz", response_model=Health, tags=["health"])

@@ -173,6 +173,23 @@ class Artist(BaseModel):
     modalities: list[str]
 
 
+class ArtistMatch(BaseModel):
+    """A served artist found by name."""
+
+    artist_id: str
+    name: str
+    modalities: list[str]
+    popularity: float | None = Field(description="the catalogue's popularity, null when it gave none")
+    score: float = Field(description="100 the same name, 95 a prefix, 90 a word's prefix, else a fuzzy match 75 to 100")
+
+
+class ArtistMatches(BaseModel):
+    """Served artists found by name, best first."""
+
+    q: str
+    results: list[ArtistMatch]
+
+
 class ErrorDetail(BaseModel):
     """An error: a message, or (422) FastAPI's list of {loc, msg, type}, naming the field."""
 

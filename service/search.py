@@ -14,6 +14,7 @@ from core.vectors import FloatArray
 from inference.index import vectors_of
 from service.artifacts import Artifacts
 from service.live import Overlay
+from service.names import score_key, search_key
 from service.responses import scored_items
 
 
@@ -144,3 +145,43 @@ def hits_json(hits: list[Hit]) -> bytes:
     """The JSON results array of hits: each artist's fragment with its score."""
     items = scored_items([h.fragment for h in hits], np.array([h.score for h in hits], dtype=np.float32))
     return b"[" + b",".join(items) + b"]"
+
+
+def find_by_name(
+    artifacts: Artifacts, query: str, limit: int, overlay: Overlay | None = None
+) -> list[dict[str, object]]:
+    """The served artists whose names match a query's search form (`service.names`), best first, at most `limit`.
+
+    Built-index artists and written ones alike, from one snapshot of the writes; each result
+    has its id, name, modalities, popularity (None when the catalogue gave none) and score
+    (100 an exact match, 95 a prefix, 90 a word's prefix, else rapidfuzz's QRatio). Ranked by
+    score, then popularity, then name and id.
+    """
+    overlay = overlay or artifacts.overlay
+    index = artifacts.index
+    found: list[dict[str, object]] = []
+    for row, score in artifacts.names.get().scores(query, limit, skip=overlay.hidden).items():
+        popularity = None if index.popularity is None else float(index.popularity[row])
+        found.append(
+            {
+                "artist_id": index.artist_ids[row],
+                "name": index.names[row],
+                "modalities": index.modalities[row],
+                "popularity": popularity,
+                "score": score,
+            }
+        )
+    for j, name in enumerate(overlay.names):
+        matched = score_key(query, search_key(name))
+        if matched is not None:
+            found.append(
+                {
+                    "artist_id": overlay.ids[j],
+                    "name": name,
+                    "modalities": list(overlay.modalities[j]),
+                    "popularity": None,
+                    "score": matched,
+                }
+            )
+    found.sort(key=lambda r: (-r["score"], -(r["popularity"] or 0.0), r["name"], r["artist_id"]))  # type: ignore[operator]
+    return found[:limit]
