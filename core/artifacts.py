@@ -35,3 +35,4 @@ INDEX_FILE = "index.faiss"
 INDEX_ARTISTS_FILE = "artists.parquet"  # artist_id, name, modalities, in index order
 NEIGHBOURS_FILE = "neighbours.npy"  # (N, K) int32: each artist's K most similar rows, precomputed
 NEIGHBOUR_SCORES_FILE = "neighbour_scores.npy"  # (N, K) float32: their cosines
+TAG_COUNTS_FILE = "tag_counts.json"  # set modality -> {item name: indexed artists carrying it}

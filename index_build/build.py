@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from catalog.io import catalog_fingerprint, read_catalog
 from catalog.tables import Catalog, SetTable, VectorTable
-from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE
+from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE, TAG_COUNTS_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
@@ -75,6 +75,20 @@ def encode_sets(model: OnnxModel, name: str, table: SetTable, rows: np.ndarray, 
         part = order[begin : begin + chunk]
         items, weights = table.padded_inputs(rows[part], model.manifest.max_tags, trim=True)
         out[part] = model.encode_set(name, items, weights)
+    return out
+
+
+def tag_counts(catalog: Catalog, rows: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    """For each set modality the index uses: how many of the indexed artists (`rows`) carry each item."""
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        table = catalog.modalities[name]
+        if not isinstance(table, SetTable):
+            continue
+        spans = [table.items[table.indptr[r] : table.indptr[r + 1]] for r in rows.tolist()]
+        items = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        counts = np.bincount(items, minlength=len(table.vocab))
+        out[name] = {table.vocab[i]: int(c) for i, c in enumerate(counts.tolist()) if c}
     return out
 
 
@@ -275,6 +289,7 @@ def build_index(
             table["popularity"] = pa.array(catalog.popularity[rows], pa.float32())
         pq.write_table(pa.table(table), tmp / INDEX_ARTISTS_FILE)
         (tmp / UNINDEXED_FILE).write_text(json.dumps(unindexed))
+        (tmp / TAG_COUNTS_FILE).write_text(json.dumps(tag_counts(catalog, rows, names)))
         manifest = write_manifest(
             tmp,
             IndexManifest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE
+from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE, TAG_COUNTS_FILE
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
 from core.vectors import as_queries
@@ -32,6 +33,7 @@ class LoadedIndex:
     neighbour_scores: np.ndarray | None = None  # (N, K) their cosines
     columns: np.ndarray | None = None  # (stored dim, N) an exact index's vectors, contiguous by dimension
     popularity: np.ndarray | None = None  # (N,) the catalogue's popularity of each artist, when it gave one
+    tag_counts: dict[str, dict[str, int]] | None = None  # set modality -> item -> artists with it (None: older)
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -163,10 +165,24 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         neighbours=neighbours,
         neighbour_scores=neighbour_scores,
         columns=_columns(index),
+        tag_counts=_tag_counts(files, folder),
         popularity=(
             table.column("popularity").to_numpy().astype(np.float32) if "popularity" in table.column_names else None
         ),
     )
+
+
+def _tag_counts(files: dict[str, bytes], folder: Path) -> dict[str, dict[str, int]] | None:
+    """The index's tag counts (None for an index built before they were written)."""
+    if TAG_COUNTS_FILE not in files:
+        return None
+    try:
+        counts = json.loads(files[TAG_COUNTS_FILE])
+        if not all(isinstance(v, dict) and all(isinstance(c, int) for c in v.values()) for v in counts.values()):
+            raise ValueError("expected {modality: {item: count}}")
+    except (ValueError, AttributeError) as exc:
+        raise CmarError(f"{folder / TAG_COUNTS_FILE}: not readable ({exc})") from None
+    return {str(m): {str(t): int(c) for t, c in v.items()} for m, v in counts.items()}
 
 
 def _columns(index: faiss.Index) -> np.ndarray | None:

@@ -14,7 +14,7 @@ from core.vectors import FloatArray, item_weights
 from inference.encoder import OnnxModel
 from inference.index import LoadedIndex, load_index, vectors_of
 from service.live import Overlay
-from service.names import LazyNameIndex
+from service.names import LazyNameIndex, TagIndex
 from service.responses import Answers
 from service.settings import Settings
 
@@ -32,6 +32,7 @@ class Artifacts:
         self.index = index
         self.answers = Answers(index)
         self.names = LazyNameIndex(index.names)  # name search, made on its first use
+        self.tags = TagIndex({m: v.names for m, v in model.vocabularies.items()}, index.tag_counts)
         self.overlay = Overlay(dim=index.manifest.embedding_dim)  # replaced whole by every write
         self.version_headers = [
             (MODEL_HEADER.lower().encode(), model.version.encode()),

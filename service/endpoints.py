@@ -24,6 +24,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
+from core.names import normalize_tag
 from service.artifacts import Artifacts
 from service.auth import check_read
 from service.live import Overlay
@@ -171,13 +172,17 @@ def name_query(call: Call) -> tuple[str, str, int]:
     key = search_key(q)
     if not key:
         raise unprocessable(["query", "q"], "must hold a letter or a digit")
+    return q, key, _limit(params)
+
+
+def _limit(params: dict[str, str]) -> int:
+    """`limit` of a search: 10 if absent; a 422 unless an integer 1..MAX_MATCHES."""
     try:
-        limit = _LIMIT.validate_python(params.get("limit", "10"))
+        return _LIMIT.validate_python(params.get("limit", "10"))
     except ValidationError as exc:
         raise HTTPException(
             status_code=422, detail=validation_errors([{**e, "loc": ("query", "limit")} for e in exc.errors()])
         ) from None
-    return q, key, limit
 
 
 async def cold_start_query(call: Call) -> Any:
@@ -269,6 +274,20 @@ async def find_artists(call: Call) -> bytes:
     return orjson.dumps({"q": q, "results": results})
 
 
+async def find_tags(call: Call) -> bytes:
+    """GET /tags?q=PREFIX&limit=N: the model's tags beginning with a prefix (canonical form), most carried first."""
+    params = query_params(call.query)
+    q = params.get("q", "")
+    if len(q) > MAX_QUERY_CHARS:
+        raise unprocessable(["query", "q"], f"at most {MAX_QUERY_CHARS} characters, got {len(q)}")
+    try:
+        prefix = normalize_tag(q)
+    except ValueError as exc:
+        raise unprocessable(["query", "q"], str(exc)) from None
+    limit = _limit(params)
+    return orjson.dumps({"q": q, "results": call.artifacts.tags.find(prefix, limit)})
+
+
 async def healthz(call: Call) -> bytes:
     """GET /healthz: the process answers."""
     return HEALTHY
@@ -285,4 +304,5 @@ def endpoints() -> dict[str, Endpoint]:
         "cold_start": Endpoint("POST", "/similar", cold_start, [read_access]),
         "artist": Endpoint("GET", "/artists/{artist_id}", artist, [read_access]),
         "find_artists": Endpoint("GET", "/artists", find_artists, [read_access]),
+        "find_tags": Endpoint("GET", "/tags", find_tags, [read_access]),
     }

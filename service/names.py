@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from core.names import normalize_tag
+
 EXACT, WORD_END_PREFIX, PREFIX, WORD_PREFIX, FUZZY_MAX = 100.0, 97.0, 95.0, 90.0, 89.0
 FUZZY_CUTOFF = 75.0
 PREFIX_LENGTHS = (6, 10, 14, 20, 28)  # names' beginnings kept for fuzzy prefix matching; longer queries: whole names
@@ -122,3 +124,29 @@ class LazyNameIndex:
                 if self._index is None:
                     self._index = NameIndex(self._names)
         return self._index
+
+
+class TagIndex:
+    """The model's tag vocabularies in canonical form (`core.names.normalize_tag`), for prefix look-ups.
+
+    Each entry: (canonical name, the vocabulary's spelling, modality, indexed artists carrying it,
+    or None when the index predates the counts).
+    """
+
+    def __init__(self, vocabularies: dict[str, list[str]], counts: dict[str, dict[str, int]] | None) -> None:
+        entries: dict[tuple[str, str], tuple[str, str, str, int | None]] = {}
+        for modality, names in vocabularies.items():
+            known = None if counts is None else {normalize_tag(t): c for t, c in counts.get(modality, {}).items()}
+            for name in names:
+                canonical = normalize_tag(name)
+                count = None if known is None else known.get(canonical, 0)
+                entries.setdefault((canonical, modality), (canonical, name, modality, count))
+        self.entries = sorted(entries.values())
+        self._keys = [e[0] for e in self.entries]
+
+    def find(self, prefix: str, limit: int) -> list[dict[str, object]]:
+        """Tags whose canonical name begins with `prefix` (canonical; "" for all), most carried first."""
+        begin = bisect.bisect_left(self._keys, prefix)
+        end = bisect.bisect_left(self._keys, prefix + "\U0010ffff") if prefix else len(self._keys)
+        found = sorted(self.entries[begin:end], key=lambda e: (-(e[3] or 0), e[0], e[2]))[:limit]
+        return [{"tag": name, "modality": modality, "artists": count} for _, name, modality, count in found]

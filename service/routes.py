@@ -24,6 +24,7 @@ from service.schemas import (
     Readiness,
     SimilarQuery,
     SimilarResponse,
+    TagMatches,
 )
 from service.settings import MAX_K
 
@@ -61,6 +62,14 @@ async def find_artists(
 
     Ranked by match quality, then popularity; written artists are found as soon as they are written.
     """
+
+
+@documented.get("/tags", response_model=TagMatches, tags=["similar"])
+async def find_tags(
+    q: Annotated[str, Query(max_length=200, description="the tags' beginning; compared in canonical form")] = "",
+    limit: Annotated[int, Query(ge=1, le=100, description="most results, 1 to 100")] = 10,
+) -> None:
+    """The tags a cold-start query may use: the model's vocabulary beginning with `q`, most carried first."""
 
 
 @documented.get("/healthz", response_model=Health, tags=["health"])

@@ -190,6 +190,21 @@ class ArtistMatches(BaseModel):
     results: list[ArtistMatch]
 
 
+class TagMatch(BaseModel):
+    """A tag of the model's vocabulary."""
+
+    tag: str = Field(description="the tag as the vocabulary spells it")
+    modality: str
+    artists: int | None = Field(description="indexed artists carrying it; null for an index built before the counts")
+
+
+class TagMatches(BaseModel):
+    """The model's tags beginning with a prefix, most carried first."""
+
+    q: str
+    results: list[TagMatch]
+
+
 class ErrorDetail(BaseModel):
     """An error: a message, or (422) FastAPI's list of {loc, msg, type}, naming the field."""
 

@@ -45,6 +45,7 @@ def test_a_check_added_to_an_endpoint_applies_to_every_way_a_request_reaches_it(
         ("GET", f"/artists/{artist}"),
         ("GET", "/artists/written-1"),
         ("GET", "/artists?q=twin"),
+        ("GET", "/tags?q=style"),
         ("POST", "/similar"),
     ]
     for method, path in ways:

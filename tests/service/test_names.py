@@ -116,3 +116,44 @@ def test_find_served_artists_by_name_ranked_then_written_ones_at_once(client: Te
 def test_bad_searches_are_422_naming_the_parameter(client: TestClient, query: str, loc: list, says: str) -> None:
     r = client.get(f"/artists?{query}")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == loc and says in r.json()["detail"][0]["msg"]
+
+
+def test_tags_by_prefix_in_canonical_form_most_carried_first(client: TestClient, built: Built) -> None:
+    from catalog.io import read_catalog
+    from catalog.tables import SetTable
+    from inference.index import load_index
+
+    index = load_index(built.index, verify=False)
+    catalog = read_catalog(built.catalog)
+    table = catalog.modalities["tag"]
+    assert isinstance(table, SetTable)
+    rows = [int(np.flatnonzero(catalog.artist_ids == a)[0]) for a in index.artist_ids]
+    expected: dict[str, int] = {}
+    for r in rows:
+        for i in table.items[table.indptr[r] : table.indptr[r + 1]].tolist():
+            expected[table.vocab[i]] = expected.get(table.vocab[i], 0) + 1
+    r = client.get("/tags", params={"q": "STYLE01-", "limit": 100})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert results and all(x["tag"].startswith("style01-") and x["modality"] == "tag" for x in results)
+    assert all(x["artists"] == expected.get(x["tag"], 0) for x in results)  # counts over the indexed artists
+    counts = [x["artists"] for x in results]
+    assert counts == sorted(counts, reverse=True)
+    top = client.get("/tags").json()["results"]
+    assert len(top) == 10 and top[0]["artists"] == max(expected.values())
+    assert client.get("/tags", params={"q": "no such tag"}).json()["results"] == []
+    bad = client.get("/tags", params={"limit": "0"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+def test_an_index_without_tag_counts_answers_tags_with_null_counts() -> None:
+    from service.names import TagIndex
+
+    tags = TagIndex({"tag": ["Post-Rock", "post rock", "Pop"]}, None)
+    assert tags.find("po", 10) == [
+        {"tag": "Pop", "modality": "tag", "artists": None},
+        {"tag": "post rock", "modality": "tag", "artists": None},  # canonical order: " " before "-"
+        {"tag": "Post-Rock", "modality": "tag", "artists": None},
+    ]
+    counted = TagIndex({"tag": ["Post-Rock", "Pop"]}, {"tag": {"pop": 3, "post-rock": 9}})
+    assert [t["tag"] for t in counted.find("", 10)] == ["Post-Rock", "Pop"]  # most carried first
