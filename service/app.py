@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from core.store import WriteStore
+from service import docs
 from service.artifacts import Artifacts
 from service.auth import read_access
 from service.endpoints import endpoints
@@ -39,6 +40,7 @@ class CmarApp(FastAPI):
     """FastAPI whose ASGI entry is `front`: every request passes it first."""
 
     front: Front
+    _openapi_model: str | None = None  # the model version the cached OpenAPI document's examples come from
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.front(scope, receive, send)
@@ -48,14 +50,19 @@ class CmarApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
-        """The OpenAPI document: FastAPI's routes and the query endpoints `Front` serves (`service.routes`)."""
-        if self.openapi_schema is None:
-            self.openapi_schema = get_openapi(
+        """The OpenAPI document: the query endpoints `Front` serves first (`service.routes`), then FastAPI's
+        routes; request body examples from the served model (`service.docs.examples`), made anew after a swap."""
+        artifacts = self.state.serving.artifacts
+        version = None if artifacts is None else artifacts.model.version
+        if self.openapi_schema is None or self._openapi_model != version:
+            document = get_openapi(
                 title=self.title,
                 version=self.version,
                 description=self.description,
                 routes=[*documented.routes, *self.routes],
             )
+            self.openapi_schema = docs.add_examples(document, docs.examples(artifacts))
+            self._openapi_model = version
         return self.openapi_schema
 
 
@@ -85,7 +92,10 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(read_access)],
         responses=ERROR_RESPONSES,
+        docs_url=None,  # served from packaged assets instead of a CDN (service.docs)
+        redoc_url=None,
     )
+    docs.mount(app)
     app.state.serving = serving
     app.router.redirect_slashes = False  # a trailing slash is a 404, not a redirect to the client's Host header
     app.include_router(read_router)

@@ -184,3 +184,27 @@ def test_no_cache_keeps_what_clients_make_up() -> None:
     for i in range(50):
         assert e.query_k(b"k=5&junk=" + str(i).encode() * 40) == 5
     assert all(len(key) <= e._K_CACHE_KEY_BYTES for key in e._K_CACHE)
+
+
+def test_the_documentation_pages_load_nothing_from_outside(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+        assert urls and all(u.startswith("/") for u in urls), (page, urls)  # this host only
+        assert "fonts.googleapis" not in html and "cdn." not in html
+        for url in urls:
+            if not url.endswith(".json"):
+                assert client.get(url).status_code == 200, url
+
+
+def test_the_schema_s_examples_are_answered_by_the_served_model(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    paths = list(document["paths"])
+    assert paths[:2] == ["/artists/{artist_id}/similar", "/similar"]  # the similar routes come first
+    example = document["paths"]["/similar"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    r = client.post("/similar", json=example)
+    assert r.status_code == 200 and len(r.json()["results"]) == example["k"]
+    put = document["paths"]["/artists/{artist_id}"]["put"]["requestBody"]["content"]["application/json"]["example"]
+    assert client.put("/artists/from-the-docs", json=put, headers=AUTH).status_code == 201
