@@ -70,14 +70,14 @@ def test_a_check_added_to_an_endpoint_applies_to_every_way_a_request_reaches_it(
     assert all(_teapot not in e.checks for e in endpoints().values())
 
 
+def _closed_reads(built: Built, tmp_path: Path) -> Settings:
+    """Settings under which reads need the key too."""
+    db = tmp_path / "w.sqlite3"
+    return Settings(model_dir=built.model, index_dir=built.index, writes_db=db, api_key=KEY, read_key_required=True)
+
+
 def test_the_read_key_is_one_check_on_every_query_endpoint(built: Built, tmp_path: Path) -> None:
-    settings = Settings(
-        model_dir=built.model,
-        index_dir=built.index,
-        writes_db=tmp_path / "w.sqlite3",
-        api_key=KEY,
-        read_key_required=True,
-    )
+    settings = _closed_reads(built, tmp_path)
     artist = _indexed(built, 2)
     with TestClient(create_app(settings)) as c:
         for key in (None, KEY):  # the second pass has every body cached
@@ -141,13 +141,7 @@ def test_unreadable_cold_start_bodies_are_400_and_malformed_ones_422(
 
 
 def test_the_query_endpoints_live_below_the_root_path(built: Built, tmp_path: Path) -> None:
-    settings = Settings(
-        model_dir=built.model,
-        index_dir=built.index,
-        writes_db=tmp_path / "w.sqlite3",
-        api_key=KEY,
-        read_key_required=True,
-    )
+    settings = _closed_reads(built, tmp_path)
     artist = _indexed(built, 1)
     with TestClient(create_app(settings), root_path="/api") as c:
         assert c.get(f"/api/artists/{artist}/similar", headers=AUTH).json()["artist_id"] == artist
