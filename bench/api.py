@@ -219,7 +219,8 @@ BATCH = 16  # queries per batch in the profile
 
 def name_search_us(n_names: int = 100_000, calls: int = 50, seed: int = 0) -> dict[str, float]:
     """Microseconds per name search (`service.names.NameIndex`) over n_names made-up names of one to four
-    words: a prefix found directly, a prefix that needs fuzzy matching (a typo), and building the index."""
+    words: building the index, a one-letter prefix (a large share of the names match), a longer
+    prefix, and one that needs fuzzy matching (a typo)."""
     from service.names import NameIndex, search_key
 
     rng = np.random.default_rng(seed)
@@ -233,6 +234,7 @@ def name_search_us(n_names: int = 100_000, calls: int = 50, seed: int = 0) -> di
     prefix, typo = target[:6], target[:3] + target[4:9]  # a name's beginning; the same with a letter left out
     return {
         f"names.build_{n_names // 1000}k": round(build_us, 1),
+        f"names.one_letter_{n_names // 1000}k": _per_call_us(lambda: index.match(target[:1], 10), calls),
         f"names.prefix_{n_names // 1000}k": _per_call_us(lambda: index.scores(prefix, 10), calls),
         f"names.typo_{n_names // 1000}k": _per_call_us(lambda: index.scores(typo, 10), calls),
     }

@@ -61,7 +61,8 @@ class CmarApp(FastAPI):
                 description=self.description,
                 routes=[*documented.routes, *self.routes],
             )
-            self.openapi_schema = docs.add_examples(document, docs.examples(artifacts))
+            closed = self.state.serving.settings.read_key_required
+            self.openapi_schema = docs.add_examples(document, docs.examples(artifacts, closed))
             self._openapi_model = version
         return self.openapi_schema
 

@@ -2,8 +2,10 @@
 
 FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN (a blank page offline); these
 pages load them from the `fastapi-offline` package's copies, served at /docs-assets, with no
-web fonts. The OpenAPI document's request bodies carry examples made from the served model
-(`examples`), so "Try it out" answers on whatever model is served.
+web fonts, and a Content-Security-Policy that keeps the browser's fetches on this host. The
+OpenAPI document's request bodies carry examples made from the served model (`examples`), so
+"Try it out" answers on whatever model is served; not when reads need the key, since the
+document itself is public.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from starlette.staticfiles import StaticFiles
 from service.artifacts import Artifacts
 
 ASSETS = "/docs-assets"
+# The browser may fetch data, images and fonts from this host only: ReDoc's bundle draws its
+# logo from its makers' CDN, which this blocks (scripts and styles are the packaged ones).
+NO_OUTSIDE = "connect-src 'self'; img-src 'self' data:; font-src 'self' data:"
 
 
 def mount(app: FastAPI) -> None:
@@ -30,35 +35,39 @@ def mount(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title=f"{app.title}: documentation",
             swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
         )
+        page.headers["content-security-policy"] = NO_OUTSIDE
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}/openapi.json",
             title=f"{app.title}: reference",
             redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["content-security-policy"] = NO_OUTSIDE
+        return page
 
 
-def examples(artifacts: Artifacts | None) -> dict[tuple[str, str], dict[str, Any]]:
+def examples(artifacts: Artifacts | None, reads_closed: bool) -> dict[tuple[str, str], dict[str, Any]]:
     """Request body examples that the served model answers: (method, path) -> body.
 
-    Three of the model's most carried tags (any three without counts), k=5; None before the
-    artifacts are loaded.
+    Three of the model's most carried tags (any three without counts), k=5; none before the
+    artifacts are loaded, and none when reads need the key (the model's tags are data).
     """
-    if artifacts is None:
+    if artifacts is None or reads_closed:
         return {}
-    tags = [t["tag"] for t in artifacts.tags.find("", 3)]
+    tags = [t["tag"] for t in artifacts.tags.find("", 3) if t["modality"] == "tag"]
     if not tags:
         return {}
     return {

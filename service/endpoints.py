@@ -270,7 +270,10 @@ async def artist(call: Call) -> bytes:
 async def find_artists(call: Call) -> bytes:
     """GET /artists?q=TEXT&limit=N: served artists found by name (`service.names`), best first."""
     q, key, limit = name_query(call)
-    results = find_by_name(call.artifacts, key, limit)
+    artifacts = call.artifacts
+    if not artifacts.names.ready:  # the first search makes the index (a second per 100,000 names): off the loop
+        await run_in_threadpool(artifacts.names.get)
+    results = find_by_name(artifacts, key, limit)
     return orjson.dumps({"q": q, "results": results})
 
 

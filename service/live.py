@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from core.vectors import FloatArray, hub_penalty
+from service.names import search_key
 
 if TYPE_CHECKING:
     from service.artifacts import Artifacts
@@ -103,6 +104,15 @@ class Overlay:
             "fragments",
             [fragment(a, n, list(m)) for a, n, m in zip(self.ids, self.names, self.modalities, strict=True)],
         )
+
+    @property
+    def search_keys(self) -> list[str]:
+        """The written artists' names in search form (`service.names.search_key`), made once per snapshot."""
+        keys = self.__dict__.get("_search_keys")
+        if keys is None:
+            keys = [search_key(n) for n in self.names]
+            object.__setattr__(self, "_search_keys", keys)
+        return keys
 
     row_of: dict[str, int] = field(init=False, repr=False, compare=False)
     hidden_rows: np.ndarray = field(init=False, repr=False, compare=False)  # `hidden`, sorted

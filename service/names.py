@@ -20,6 +20,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -30,60 +31,101 @@ EXACT, WORD_END_PREFIX, PREFIX, WORD_PREFIX, FUZZY_MAX = 100.0, 97.0, 95.0, 90.0
 FUZZY_CUTOFF = 75.0
 PREFIX_LENGTHS = (6, 10, 14, 20, 28)  # names' beginnings kept for fuzzy prefix matching; longer queries: whole names
 _NON_WORD = re.compile(r"[\W_]+")
+_APOSTROPHES = re.compile("['\u2019\u02bc]")  # "don't" is "dont"
+# Latin letters that Unicode does not decompose into a base letter and a mark
+_LETTERS = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "\u0131": "i"})
 
 
 def search_key(text: str) -> str:
-    """The search form of a name or query: "Sigur Rós", "sigur-ros" and " SIGUR ROS " are "sigur ros"."""
+    """The search form of a name or query: "Sigur Rós", "sigur-ros" and " SIGUR ROS " are "sigur ros";
+    "Røyksopp" is "royksopp", "Don't" is "dont"."""
     decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return " ".join(_NON_WORD.sub(" ", plain).split())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().translate(_LETTERS)
+    return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", plain)).split())
 
 
 class NameIndex:
-    """The search forms of a list of names, with their word suffixes sorted for prefix look-ups."""
+    """The search forms of a list of names, with their word suffixes sorted for prefix look-ups.
+
+    Matching is vectorised (numpy over the matching suffixes, rapidfuzz's `cdist` over the
+    names' beginnings), so a one-letter query over 100,000 names costs milliseconds, not a
+    Python loop per match.
+    """
 
     def __init__(self, names: Sequence[str]) -> None:
         self.keys = [search_key(n) for n in names]
         self._beginnings = {n: [k[:n] for k in self.keys] for n in PREFIX_LENGTHS}
-        suffixes: list[tuple[str, int]] = []
+        suffixes: list[tuple[str, int, int]] = []
         for row, key in enumerate(self.keys):
-            start = 0
-            while True:
-                suffixes.append((key[start:], row))
-                start = key.find(" ", start) + 1
-                if start == 0:
-                    break
+            for start in _word_starts(key):
+                suffixes.append((key[start:], row, start))
         suffixes.sort()
-        self._suffixes = [s for s, _ in suffixes]
-        self._rows = np.array([r for _, r in suffixes], dtype=np.int64)
+        self._suffixes = [s for s, _, _ in suffixes]
+        self._rows = np.array([r for _, r, _ in suffixes], dtype=np.int64)
+        self._starts = np.array([st for _, _, st in suffixes], dtype=np.int64)
+        self._word_starts = np.unique(self._rows * _POSITIONS + self._starts)  # (row, position) of every word
+        self._lengths = np.array([len(k) for k in self.keys], dtype=np.int64)
+        self.alphabetical = np.empty(len(self.keys), dtype=np.int64)  # each row's place in key order
+        self.alphabetical[np.argsort(np.array(self.keys, dtype=object), kind="stable")] = np.arange(len(self.keys))
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def scores(self, query: str, wanted: int, skip: frozenset[int] = frozenset()) -> dict[int, float]:
-        """Rows matching the search form `query` and their scores (see the module docstring), rows in `skip` left out.
+    def match(self, query: str, wanted: int, skip: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+        """Rows matching the search form `query` and their scores (see the module docstring), rows in `skip` out.
 
-        Every prefix match is returned; fuzzy matches only when prefixes give fewer than `wanted`.
+        Every prefix match is returned; fuzzy matches when prefixes give fewer than `wanted`:
+        the best `wanted` of them and every match tied with the last (so ties rank by
+        popularity, not by row).
         """
-        found: dict[int, float] = {}
         begin = bisect.bisect_left(self._suffixes, query)
         end = bisect.bisect_left(self._suffixes, query + "\U0010ffff")
-        for row in self._rows[begin:end].tolist():
-            if row in skip:
-                continue
-            score = _prefix_score(query, self.keys[row])
-            if score > found.get(row, 0.0):
-                found[row] = score
-        if len(found) < wanted:
-            length = next((n for n in PREFIX_LENGTHS if n >= len(query) + 1), None)
-            choices = self.keys if length is None else self._beginnings[length]
-            limit = wanted + len(found) + len(skip)
-            for _, score, row in process.extract(
-                query, choices, scorer=fuzz.QRatio, processor=None, limit=limit, score_cutoff=FUZZY_CUTOFF
-            ):
-                if row not in skip and row not in found:
-                    found[row] = _fuzzy(score)
-        return found
+        rows, starts = self._rows[begin:end], self._starts[begin:end]
+        order = np.lexsort((starts, rows))  # each row once, at its earliest matching word
+        rows, starts = rows[order], starts[order]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = rows[1:] != rows[:-1]
+        rows, starts = rows[first], starts[first]
+        at_start = starts == 0
+        whole = self._lengths[rows] == len(query)
+        codes = rows * _POSITIONS + len(query) + 1  # does a word begin right after the query's length?
+        places = np.minimum(np.searchsorted(self._word_starts, codes), max(self._word_starts.size - 1, 0))
+        word_end = self._word_starts[places] == codes if self._word_starts.size else np.zeros(rows.size, dtype=bool)
+        scores = np.where(
+            at_start, np.where(whole, EXACT, np.where(word_end, WORD_END_PREFIX, PREFIX)), WORD_PREFIX
+        ).astype(np.float64)
+        if skip:
+            keep = ~np.isin(rows, np.fromiter(skip, dtype=np.int64))
+            rows, scores = rows[keep], scores[keep]
+        if rows.size >= wanted:
+            return rows, scores
+        length = next((n for n in PREFIX_LENGTHS if n >= len(query) + 1), None)
+        choices = self.keys if length is None else self._beginnings[length]
+        ratios = process.cdist(
+            [query], choices, scorer=fuzz.QRatio, processor=None, score_cutoff=FUZZY_CUTOFF, dtype=np.float64
+        )[0]
+        ratios[rows] = 0  # already matched by a prefix
+        if skip:
+            ratios[np.fromiter(skip, dtype=np.int64)] = 0
+        fuzzy = np.flatnonzero(ratios)
+        need = wanted - rows.size
+        if fuzzy.size > need:
+            last = np.partition(ratios[fuzzy], fuzzy.size - need)[fuzzy.size - need]
+            fuzzy = fuzzy[ratios[fuzzy] >= last]
+        return np.concatenate([rows, fuzzy]), np.concatenate([scores, _fuzzy(ratios[fuzzy].astype(np.float64))])
+
+    def scores(self, query: str, wanted: int, skip: frozenset[int] = frozenset()) -> dict[int, float]:
+        """`match` as a dict: row -> score."""
+        rows, scores = self.match(query, wanted, skip)
+        return dict(zip(rows.tolist(), scores.tolist(), strict=True))
+
+
+_POSITIONS = 1 << 24  # (row, position) pairs as one integer: row * _POSITIONS + position
+
+
+def _word_starts(key: str) -> list[int]:
+    """Where each word of a search form begins."""
+    return [0, *(i + 1 for i, c in enumerate(key) if c == " ")]
 
 
 def _prefix_score(query: str, key: str) -> float:
@@ -101,12 +143,12 @@ def score_key(query: str, key: str) -> float | None:
         return _prefix_score(query, key)
     length = next((n for n in PREFIX_LENGTHS if n >= len(query) + 1), None)
     score = fuzz.QRatio(query, key if length is None else key[:length], processor=None, score_cutoff=FUZZY_CUTOFF)
-    return _fuzzy(score) if score else None
+    return float(_fuzzy(float(score))) if score else None
 
 
-def _fuzzy(ratio: float) -> float:
-    """A QRatio from FUZZY_CUTOFF to 100 mapped onto FUZZY_CUTOFF to FUZZY_MAX, keeping its order."""
-    return FUZZY_CUTOFF + (float(ratio) - FUZZY_CUTOFF) * (FUZZY_MAX - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF)
+def _fuzzy(ratio: Any) -> Any:
+    """A QRatio (or an array of them) from FUZZY_CUTOFF to 100 mapped onto FUZZY_CUTOFF to FUZZY_MAX, in order."""
+    return FUZZY_CUTOFF + (ratio - FUZZY_CUTOFF) * (FUZZY_MAX - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF)
 
 
 class LazyNameIndex:
@@ -116,6 +158,11 @@ class LazyNameIndex:
         self._names = names
         self._index: NameIndex | None = None
         self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the index has been made."""
+        return self._index is not None
 
     def get(self) -> NameIndex:
         """The index, made now if this is the first call."""

@@ -180,7 +180,9 @@ class ArtistMatch(BaseModel):
     name: str
     modalities: list[str]
     popularity: float | None = Field(description="the catalogue's popularity, null when it gave none")
-    score: float = Field(description="100 the same name, 95 a prefix, 90 a word's prefix, else a fuzzy match 75 to 100")
+    score: float = Field(
+        description="100 the same name, 97 a prefix to a word's end, 95 a prefix, 90 a word's prefix, 75 to 89 fuzzy"
+    )
 
 
 class ArtistMatches(BaseModel):

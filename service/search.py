@@ -14,7 +14,7 @@ from core.vectors import FloatArray
 from inference.index import vectors_of
 from service.artifacts import Artifacts
 from service.live import Overlay
-from service.names import score_key, search_key
+from service.names import score_key
 from service.responses import scored_items
 
 
@@ -154,34 +154,36 @@ def find_by_name(
 
     Built-index artists and written ones alike, from one snapshot of the writes; each result
     has its id, name, modalities, popularity (None when the catalogue gave none) and score
-    (100 an exact match, 95 a prefix, 90 a word's prefix, else rapidfuzz's QRatio). Ranked by
-    score, then popularity, then name and id.
+    (100 an exact match, 97 a prefix to a word's end, 95 a prefix, 90 a word's prefix, 75 to
+    89 a fuzzy match). Ranked by score, then popularity, then search form and id: the built
+    index's matches are ranked with numpy, so only the best `limit` become Python objects.
     """
     overlay = overlay or artifacts.overlay
-    index = artifacts.index
-    found: list[dict[str, object]] = []
-    for row, score in artifacts.names.get().scores(query, limit, skip=overlay.hidden).items():
-        popularity = None if index.popularity is None else float(index.popularity[row])
-        found.append(
-            {
-                "artist_id": index.artist_ids[row],
-                "name": index.names[row],
-                "modalities": index.modalities[row],
-                "popularity": popularity,
-                "score": score,
-            }
-        )
-    for j, name in enumerate(overlay.names):
-        matched = score_key(query, search_key(name))
+    index, names = artifacts.index, artifacts.names.get()
+    rows, scores = names.match(query, limit, skip=overlay.hidden)
+    popularity = np.zeros(rows.size) if index.popularity is None else index.popularity[rows].astype(np.float64)
+    best = np.lexsort((names.alphabetical[rows], -popularity, -scores))[:limit]
+    ranked: list[tuple[float, float, str, str, dict[str, object]]] = []
+    for j in best.tolist():
+        row = int(rows[j])
+        result: dict[str, object] = {
+            "artist_id": index.artist_ids[row],
+            "name": index.names[row],
+            "modalities": index.modalities[row],
+            "popularity": None if index.popularity is None else float(popularity[j]),
+            "score": float(scores[j]),
+        }
+        ranked.append((-float(scores[j]), -float(popularity[j]), names.keys[row], index.artist_ids[row], result))
+    for j, key in enumerate(overlay.search_keys):
+        matched = score_key(query, key)
         if matched is not None:
-            found.append(
-                {
-                    "artist_id": overlay.ids[j],
-                    "name": name,
-                    "modalities": list(overlay.modalities[j]),
-                    "popularity": None,
-                    "score": matched,
-                }
-            )
-    found.sort(key=lambda r: (-r["score"], -(r["popularity"] or 0.0), r["name"], r["artist_id"]))  # type: ignore[operator]
-    return found[:limit]
+            written: dict[str, object] = {
+                "artist_id": overlay.ids[j],
+                "name": overlay.names[j],
+                "modalities": list(overlay.modalities[j]),
+                "popularity": None,
+                "score": matched,
+            }
+            ranked.append((-matched, 0.0, key, overlay.ids[j], written))
+    ranked.sort(key=lambda r: r[:4])
+    return [r[4] for r in ranked[:limit]]

@@ -193,6 +193,18 @@ def test_the_documentation_pages_load_nothing_from_outside(client: TestClient) -
                 assert client.get(url).status_code == 200, url
 
 
+def test_the_docs_pages_keep_the_browser_on_this_host(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        policy = client.get(page).headers["content-security-policy"]
+        assert "img-src 'self' data:" in policy and "connect-src 'self'" in policy  # ReDoc's CDN logo is blocked
+
+
+def test_the_public_schema_shows_no_model_data_when_reads_are_closed(built: Built, tmp_path: Path) -> None:
+    with TestClient(create_app(_closed_reads(built, tmp_path))) as c:
+        body = c.get("/openapi.json").json()["paths"]["/similar"]["post"]["requestBody"]["content"]["application/json"]
+        assert "example" not in body
+
+
 def test_the_schema_s_examples_are_answered_by_the_served_model(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     paths = list(document["paths"])

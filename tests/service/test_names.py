@@ -157,3 +157,24 @@ def test_an_index_without_tag_counts_answers_tags_with_null_counts() -> None:
     ]
     counted = TagIndex({"tag": ["Post-Rock", "Pop"]}, {"tag": {"pop": 3, "post-rock": 9}})
     assert [t["tag"] for t in counted.find("", 10)] == ["Post-Rock", "Pop"]  # most carried first
+
+
+def test_letters_unicode_does_not_decompose_and_apostrophes() -> None:
+    assert search_key("Røyksopp") == "royksopp" and search_key("Łona") == "lona"
+    assert search_key("Ænima") == "aenima" and search_key("Don't Stop") == "dont stop"
+
+
+def test_fuzzy_ties_are_all_kept_so_popularity_can_rank_them() -> None:
+    names = [f"Artist {i}" for i in range(40)]
+    index = NameIndex(names)
+    rows, scores = index.match("rtist", wanted=1)
+    assert len(rows) > 1 and len(set(scores.tolist())) == 1  # every name ties: all returned, not the first row
+
+
+def test_a_one_letter_query_over_many_names_ranks_like_a_full_sort() -> None:
+    rng = np.random.default_rng(1)
+    names = ["".join(rng.choice(list("abc "), rng.integers(1, 9))).strip() or "a" for _ in range(5000)]
+    index = NameIndex(names)
+    rows, scores = index.match("a", wanted=10)
+    brute = {row: score_key("a", search_key(name)) for row, name in enumerate(names)}
+    assert dict(zip(rows.tolist(), scores.tolist(), strict=True)) == {r: s for r, s in brute.items() if s}
