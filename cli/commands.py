@@ -350,6 +350,31 @@ def cmd_check_load(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    """NN-similarity between spaces (Tovstogan et al. 2022): compare.json and compare.md."""
+    import json
+    import time
+
+    from evaluation.nn_similarity import compare, load_space, summary
+
+    if len(args.spaces) < 2:
+        raise CmarError("give at least two spaces to compare")
+    if any(n < 1 for n in args.n):
+        raise CmarError("every --n must be >= 1")
+    spaces = [load_space(spec, args.ids) for spec in args.spaces]
+    report_folder(args)
+    started = time.perf_counter()
+    try:
+        report = compare(spaces, sorted(set(args.n)), args.metric)
+    except ValueError as exc:
+        raise CmarError(str(exc)) from None
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (args.out / "compare.json").write_text(json.dumps(report, indent=1))
+    (args.out / "compare.md").write_text(summary(report))
+    log.info("compared %d spaces over %d shared items in %.1f s (%s)", len(spaces), report["n_items"],
+             report["seconds"], args.out / "compare.md")  # fmt: skip
+
+
 def cmd_check_containers(args: argparse.Namespace) -> None:
     """Build and run the container images for real (podman, podman-compose) and write a report."""
     from bench.containers import run_check

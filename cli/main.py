@@ -24,6 +24,7 @@ from cli.commands import (
     cmd_check_faults,
     cmd_check_load,
     cmd_check_schema,
+    cmd_compare,
     cmd_evaluate_olga,
     cmd_evaluate_olga_search,
     cmd_evaluate_synthetic,
@@ -258,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP server (default $CMAR_SERVER or uvicorn; granian has no connection cap, see the README)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("compare", help="NN-similarity between spaces: how much nearest-neighbour lists change")
+    p.add_argument(
+        "spaces", nargs="+", metavar="SPACE", help="an index folder, CATALOG_DIR#MODALITY, or FILE.npy (with --ids)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (compare.json, compare.md)")
+    p.add_argument("--n", type=int, nargs="+", default=[5, 10, 100, 200], help="cutoffs (default 5 10 100 200)")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine", help="neighbours by (default cosine)")
+    p.add_argument("--ids", help="for .npy spaces: a file with one id per row (first column)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_compare)
 
     ev = sub.add_parser("evaluate", help="measure retrieval quality and write a report")
     ev_sub = ev.add_subparsers(dest="evaluate_command", required=True, metavar="DATASET", parser_class=_Parser)

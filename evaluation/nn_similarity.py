@@ -1,0 +1,199 @@
+"""NN-similarity between latent spaces: how much the nearest-neighbour lists change (Tovstogan et al. 2022).
+
+For a reference item and a cutoff n, S_n(X, Y) = |L_X,n ∩ L_Y,n| / n, where L_X,n is the
+item's n nearest other items in space X (Tovstogan, Serra and Bogdanov, "Similarity of
+Nearest-Neighbor Query Results in Deep Latent Spaces", SMC 2022, Section 2); it is averaged
+over the reference items. Spaces are compared over the items they share.
+
+Neighbour lists are exact: FAISS's flat (brute-force) search proposes `n + TIE_MARGIN`
+candidates by inner product (cosine: of unit vectors; Euclidean: of vectors extended so that
+the inner product ranks by distance), and each list is then ordered by (score, item index),
+so equal scores rank the lower index first, whatever FAISS's order; an item is never its own
+neighbour. A tie group wider than the margin at the cutoff is the only case that could differ
+from a full sort.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Metric = Literal["cosine", "euclidean"]
+TIE_MARGIN = 8
+
+
+def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", batch: int = 4096) -> np.ndarray:
+    """Each item's n nearest other items, best first, ties by lower index: (N, d) -> (N, n) int64 rows.
+
+    Raises ValueError if n >= N or the vectors are not finite.
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise ValueError("vectors must be a finite (N, d) array")
+    count = x.shape[0]
+    if not 1 <= n < count:
+        raise ValueError(f"a cutoff must be between 1 and {count - 1} (the items besides the reference), got {n}")
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        base = queries = x / np.maximum(norms, 1e-12)
+    else:  # -|q - b|^2 ranks as 2 q.b - |b|^2 = [q, 1] . [2b, -|b|^2]
+        squared = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True).astype(np.float32)
+        base = np.hstack([2 * x, -squared])
+        queries = np.hstack([x, np.ones((count, 1), dtype=np.float32)])
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(np.ascontiguousarray(base))
+    wanted = min(count, n + 1 + TIE_MARGIN)
+    out = np.empty((count, n), dtype=np.int64)
+    for begin in range(0, count, batch):
+        q = np.ascontiguousarray(queries[begin : begin + batch])
+        scores, rows = index.search(q, wanted)
+        for j in range(len(q)):
+            item = begin + j
+            keep = (rows[j] >= 0) & (rows[j] != item)
+            candidates, values = rows[j][keep], scores[j][keep]
+            order = np.lexsort((candidates, -values))  # by score, then the lower index
+            out[item] = candidates[order][:n]
+    return out
+
+
+def overlap(lists_x: np.ndarray, lists_y: np.ndarray, n: int) -> np.ndarray:
+    """Per item, S_n: the share of the first n of each list that the two lists have in common, (N,) floats.
+
+    Each list holds distinct items, so an item counted twice in the two lists' union is shared.
+    """
+    both = np.sort(np.hstack([lists_x[:, :n], lists_y[:, :n]]), axis=1)
+    return (both[:, 1:] == both[:, :-1]).sum(axis=1) / n
+
+
+@dataclass(frozen=True)
+class Space:
+    """A named set of item vectors: ids (N,) and vectors (N, d)."""
+
+    name: str
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+def shared(spaces: list[Space]) -> tuple[np.ndarray, list[np.ndarray], dict[str, int]]:
+    """The ids every space has (sorted), each space's rows of them, and each space's count of items left out."""
+    common = spaces[0].ids
+    for space in spaces[1:]:
+        common = np.intersect1d(common, space.ids)
+    rows = []
+    for space in spaces:
+        order = np.argsort(space.ids, kind="stable")
+        rows.append(order[np.searchsorted(space.ids[order], common)])
+    return common, rows, {s.name: int(len(s.ids) - len(common)) for s in spaces}
+
+
+def compare(spaces: list[Space], cutoffs: list[int], metric: Metric = "cosine") -> dict[str, object]:
+    """S_n between every pair of spaces over their shared items: means (matrices in the spaces' order) and quartiles.
+
+    Returns {"spaces", "metric", "cutoffs", "n_items", "only_in_one", "S": {n: [[mean]]},
+    "quartiles": {n: {"A|B": [q1, median, q3]}}}. Raises ValueError for fewer than two shared
+    items per cutoff.
+    """
+    common, rows, left_out = shared(spaces)
+    top = max(cutoffs)
+    if len(common) <= top:
+        raise ValueError(f"the spaces share {len(common)} items; the largest cutoff {top} needs more than that")
+    lists = []
+    for space, picked in zip(spaces, rows, strict=True):
+        log.info("neighbour lists of %s: %d items, n = %d, %s", space.name, len(common), top, metric)
+        lists.append(neighbour_lists(space.vectors[picked], top, metric))
+    means: dict[str, list[list[float]]] = {}
+    quartiles: dict[str, dict[str, list[float]]] = {}
+    for n in cutoffs:
+        matrix = np.eye(len(spaces))
+        quartiles[str(n)] = {}
+        for a in range(len(spaces)):
+            for b in range(a + 1, len(spaces)):
+                per_item = overlap(lists[a], lists[b], n)
+                matrix[a, b] = matrix[b, a] = float(per_item.mean())
+                q = np.quantile(per_item, [0.25, 0.5, 0.75])
+                quartiles[str(n)][f"{spaces[a].name}|{spaces[b].name}"] = [round(float(v), 4) for v in q]
+        means[str(n)] = [[round(float(v), 4) for v in row] for row in matrix]
+    return {
+        "spaces": [s.name for s in spaces],
+        "metric": metric,
+        "cutoffs": list(cutoffs),
+        "n_items": len(common),
+        "only_in_one": left_out,
+        "S": means,
+        "quartiles": quartiles,
+    }
+
+
+def load_space(spec: str, ids_file: str | None = None) -> Space:
+    """A space from the command line (`cmar compare`); a CmarError naming the spec when it cannot be read.
+
+    - an index folder: the served (fused) vectors of its artists;
+    - `CATALOG_DIR#MODALITY`: a catalogue's input vectors of a vector modality, for the artists that have it;
+    - `FILE.npy`: rows are items, with `ids_file` (a CSV or text file whose first column is one id per row).
+    """
+    from pathlib import Path
+
+    from core.errors import CmarError
+
+    if "#" in spec:
+        from catalog.io import read_catalog
+        from catalog.tables import VectorTable
+
+        folder, _, modality = spec.rpartition("#")
+        catalog = read_catalog(Path(folder))
+        table = catalog.modalities.get(modality)
+        if not isinstance(table, VectorTable):
+            vectors = [n for n, t in catalog.modalities.items() if isinstance(t, VectorTable)]
+            raise CmarError(f"{spec}: the catalogue has no vector modality {modality!r} (it has {', '.join(vectors)})")
+        return Space(spec, catalog.artist_ids[table.present].astype(str), table.values[table.present])
+    path = Path(spec)
+    if path.suffix == ".npy":
+        if ids_file is None:
+            raise CmarError(f"{spec}: a .npy space needs --ids FILE (one id per row, first column)")
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CmarError(f"{spec}: not a readable .npy array ({exc})") from None
+        lines = [ln for ln in Path(ids_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        ids = np.array([ln.split(",")[0].strip() for ln in lines])
+        if len(ids) == len(vectors) + 1:  # a header row
+            ids = ids[1:]
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise CmarError(f"{spec}: {vectors.shape} vectors for {len(ids)} ids in {ids_file}")
+        if len(np.unique(ids)) != len(ids):
+            raise CmarError(f"{ids_file}: ids repeat")
+        return Space(spec, ids, vectors)
+    if (path / "manifest.json").is_file():
+        from inference.index import load_index, vectors_of
+
+        index = load_index(path)
+        return Space(spec, np.array(index.artist_ids), vectors_of(index, np.arange(len(index))))
+    raise CmarError(f"{spec}: not an index folder, CATALOG_DIR#MODALITY or FILE.npy")
+
+
+def summary(report: dict[str, object]) -> str:
+    """compare.md: one table of mean S_n per cutoff, spaces in the report's order."""
+    names = report["spaces"]
+    assert isinstance(names, list)
+    lines = [
+        "# NN-similarity between spaces",
+        "",
+        f"{report['n_items']} shared items; {report['metric']} neighbours; items left out per space: "
+        f"{report['only_in_one']}. S_n = |L_X,n ∩ L_Y,n| / n, the mean over the shared items "
+        "(Tovstogan et al. 2022).",
+        "",
+    ]
+    means = report["S"]
+    assert isinstance(means, dict)
+    for n, matrix in means.items():
+        lines += [f"## S_{n}", "", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for name, row in zip(names, matrix, strict=True):
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+        lines += [""]
+    return "\n".join(lines)
