@@ -53,12 +53,11 @@ def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", batc
     for begin in range(0, count, batch):
         q = np.ascontiguousarray(queries[begin : begin + batch])
         scores, rows = index.search(q, wanted)
-        for j in range(len(q)):
-            item = begin + j
-            keep = (rows[j] >= 0) & (rows[j] != item)
-            candidates, values = rows[j][keep], scores[j][keep]
-            order = np.lexsort((candidates, -values))  # by score, then the lower index
-            out[item] = candidates[order][:n]
+        items = np.arange(begin, begin + len(q))[:, None]
+        gone = (rows < 0) | (rows == items)  # the item itself, and empty slots, sort last
+        scores = np.where(gone, -np.inf, scores)
+        order = np.lexsort((np.where(gone, count, rows), -scores), axis=-1)  # by score, then the lower index
+        out[begin : begin + len(q)] = np.take_along_axis(rows, order, axis=1)[:, :n]
     return out
 
 
