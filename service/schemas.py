@@ -120,17 +120,39 @@ class SwapRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
+    dry_run: bool = Field(
+        False, description="verify the new artifacts and report the churn of the similar lists, without swapping"
+    )
     model_dir: Text | None = Field(None, min_length=1, max_length=4096, description="model folder (cmar export)")
     index_dir: Text | None = Field(
         None, min_length=1, max_length=4096, description="index folder (cmar build-index), built with that model"
     )
 
 
+class ChurnedArtist(BaseModel):
+    """One artist's NN-similarity between the served and the new similar lists."""
+
+    artist_id: str
+    s10: float
+    s200: float
+
+
+class Churn(BaseModel):
+    """How much the similar lists change: mean NN-similarity S_n over a sample (Tovstogan et al. 2022)."""
+
+    sampled: int = Field(description="artists served by both and compared (up to 1,000)")
+    s10: float | None = Field(description="mean share of the 10 most similar artists kept, 0 to 1")
+    s200: float | None = Field(description="mean share of the 200 most similar artists kept, 0 to 1")
+    most_changed: list[ChurnedArtist] = Field(description="the 10 sampled artists whose lists change most")
+
+
 class SwapResult(BaseModel):
-    """What is served after a swap, and before it."""
+    """What is served after a swap, and before it (after a dry run: what would be)."""
 
     model_config = ConfigDict(protected_namespaces=())
 
+    swapped: bool = Field(True, description="false for a dry run")
+    churn: Churn | None = Field(None, description="how much the similar lists change")
     model_version: str
     index_version: str
     previous_model_version: str

@@ -30,9 +30,10 @@ from core.store import Write, WriteStore, WritesUnavailable
 from service import live as overlay_writes
 from service.artifacts import Artifacts
 from service.auth import require_key
+from service.churn import churn
 from service.deps import LiveDep, MetricsDep, ServingDep, SettingsDep
 from service.queries import encode_checked, query_inputs, unprocessable
-from service.schemas import ArtistWrite, ErrorDetail, SwapRequest, SwapResult, WriteResult
+from service.schemas import ArtistWrite, Churn, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings, writes_db
 from service.state import Serving
 
@@ -218,6 +219,19 @@ async def delete_artist(artist_id: str, serving: ServingDep, live: LiveDep, metr
     return result
 
 
+def _swap_result(fresh: Artifacts, old: Artifacts, replayed: int, changed: Churn, swapped: bool) -> SwapResult:
+    return SwapResult(
+        model_version=fresh.model.version,
+        index_version=fresh.index.version,
+        previous_model_version=old.model.version,
+        previous_index_version=old.index.version,
+        n_artists=len(fresh),
+        replayed_writes=replayed,
+        swapped=swapped,
+        churn=changed,
+    )
+
+
 def served_file(settings: Settings) -> Path:
     """Where the last swap's folders are recorded: beside the write database."""
     db = writes_db(settings)
@@ -313,7 +327,8 @@ async def swap(
     The stored writes are replayed into the new artifacts without holding the write lock
     (reads, writes and readiness go on); only the writes stored meanwhile are applied under it,
     just before the one assignment that swaps. The folders served are recorded beside the
-    write database, and a restart serves them again (`resume_swap`).
+    write database, and a restart serves them again (`resume_swap`). The answer (and the log)
+    says how much the similar lists change (`service.churn`); with `dry_run` nothing is swapped.
     """
     wanted = body or SwapRequest()
     model_dir = Path(wanted.model_dir) if wanted.model_dir else settings.model_dir
@@ -340,6 +355,14 @@ async def swap(
         except Exception as exc:  # a row no check foresaw must refuse the swap, not fail the request
             log.exception("swap: replaying the stored writes into %s + %s failed", model_dir, index_dir)
             raise refuse(f"the stored writes could not be replayed into them ({type(exc).__name__})") from None
+        changed = churn(_current(serving), fresh)
+        if wanted.dry_run:
+            old = _current(serving)
+            log.info(
+                "dry-run swap to model %s / index %s: S_10 %s, S_200 %s over %d artists; nothing swapped",
+                fresh.model.version, fresh.index.version, changed.s10, changed.s200, changed.sampled,
+            )  # fmt: skip
+            return _swap_result(fresh, old, replayed, changed, swapped=False)
         with live.lock:
             for write in live.store.writes_since(seen):  # stored while the replay ran
                 try:
@@ -353,19 +376,10 @@ async def swap(
         metrics.serving(fresh)
         metrics.swaps.labels("ok").inc()
         log.info(
-            "swapped model %s / index %s in for %s / %s",
-            fresh.model.version,
-            fresh.index.version,
-            old.model.version,
-            old.index.version,
-        )
-        return SwapResult(
-            model_version=fresh.model.version,
-            index_version=fresh.index.version,
-            previous_model_version=old.model.version,
-            previous_index_version=old.index.version,
-            n_artists=len(fresh),
-            replayed_writes=replayed,
-        )
+            "swapped model %s / index %s in for %s / %s; S_10 %s, S_200 %s over %d artists",
+            fresh.model.version, fresh.index.version, old.model.version, old.index.version,
+            changed.s10, changed.s200, changed.sampled,
+        )  # fmt: skip
+        return _swap_result(fresh, old, replayed, changed, swapped=True)
 
     return await run_in_threadpool(load_and_swap)

@@ -233,3 +233,23 @@ def test_lists_merged_with_the_writes_equal_a_full_search(client: TestClient, bu
         got = json.loads(quick)
         assert [x["artist_id"] for x in got] == [h.artist_id for h in searched]
         np.testing.assert_allclose([x["score"] for x in got], [h.score for h in searched], atol=1e-5)
+
+
+def test_a_dry_run_swap_reports_the_churn_and_swaps_nothing(client: TestClient, built: Built, tmp_path: Path) -> None:
+    before = client.get("/readyz").json()["index_version"]
+    same = client.post("/admin/swap", json={"dry_run": True}, headers=AUTH)  # the served folders again
+    assert same.status_code == 200, same.text
+    result = same.json()
+    assert result["swapped"] is False and result["churn"]["s10"] == 1.0 and result["churn"]["s200"] == 1.0
+    n = client.get("/readyz").json()["n_artists"]
+    assert result["churn"]["sampled"] == min(1000, n) and len(result["churn"]["most_changed"]) == 10
+    build_index(built.catalog, built.model, tmp_path / "flat", progress=False, hub_beta=0.0)
+    other = client.post("/admin/swap", json={"dry_run": True, "index_dir": str(tmp_path / "flat")}, headers=AUTH)
+    churned = other.json()["churn"]
+    assert other.status_code == 200 and 0 < churned["s10"] < 1  # no hub penalty: some lists change
+    worst = churned["most_changed"]
+    assert [w["s10"] for w in worst] == sorted(w["s10"] for w in worst) and worst[0]["s10"] <= churned["s10"]
+    assert client.get("/readyz").json()["index_version"] == before  # nothing was swapped
+    real = _swap(client, tmp_path / "flat")
+    assert real.status_code == 200 and real.json()["swapped"] is True  # type: ignore[attr-defined]
+    assert real.json()["churn"]["s10"] == churned["s10"]  # type: ignore[attr-defined]
