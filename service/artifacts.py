@@ -32,7 +32,7 @@ class Artifacts:
         self.index = index
         self.answers = Answers(index)
         self.names = LazyNameIndex(index.names)  # name search, made on its first use
-        self.tags = TagIndex({m: v.names for m, v in model.vocabularies.items()}, index.tag_counts)
+        self.tags = TagIndex(model.vocabularies, index.tag_counts)
         self.overlay = Overlay(dim=index.manifest.embedding_dim)  # replaced whole by every write
         self.version_headers = [
             (MODEL_HEADER.lower().encode(), model.version.encode()),

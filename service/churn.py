@@ -23,9 +23,8 @@ def _lists(artifacts: Artifacts, ids: list[str], k: int) -> list[list[str]]:
     out: list[list[str]] = []
     for begin in range(0, len(ids), BATCH):
         part = ids[begin : begin + BATCH]
-        vectors = [artifacts.vector_of(a) for a in part]
-        queries = np.stack([v for v in vectors if v is not None])
-        hits = search_many(artifacts, queries, [k] * len(part), list(part))
+        vectors = [artifacts.vector_of(a) for a in part]  # every sampled artist is served: none is None
+        hits = search_many(artifacts, np.stack(vectors), [k] * len(part), list(part))  # type: ignore[arg-type]
         out += [[h.artist_id for h in found] for found in hits]
     return out
 

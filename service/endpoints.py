@@ -32,7 +32,7 @@ from service.names import search_key
 from service.queries import query_inputs, unprocessable, validation_errors
 from service.responses import cold_start_body, similar_body
 from service.schemas import SimilarQuery
-from service.search import find_by_name, hits_json, quick_similar_json, similar_json
+from service.search import find_by_name, hits_json, quick_similar_json, searched_json
 from service.settings import MAX_K
 from service.state import Serving
 
@@ -137,11 +137,11 @@ def query_k(query: bytes) -> int:
     known = _K_CACHE.get(query)
     if known is not None:
         return known
-    values = [v for n, v in urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True) if n == "k"]
-    if not values:
+    given = query_params(query).get("k")
+    if given is None:
         return DEFAULT_K
     try:
-        k = _K.validate_python(values[-1])
+        k = _K.validate_python(given)
     except ValidationError as exc:
         raise HTTPException(
             status_code=422, detail=validation_errors([{**e, "loc": ("query", "k")} for e in exc.errors()])
@@ -239,7 +239,7 @@ async def similar(call: Call) -> bytes:
     results = quick_similar_json(artifacts, artist_id, k, overlay)
     if results is None:
         served(artifacts, artist_id, overlay)  # the 404, decided on the same snapshot
-        results = await run_in_threadpool(similar_json, artifacts, artist_id, k, overlay)
+        results = await run_in_threadpool(searched_json, artifacts, artist_id, k, overlay)
         if results is None:  # unreachable: the snapshot serves the artist
             raise HTTPException(status_code=404, detail=f"artist {artist_id!r} is not in the index")
     body = similar_body(artist_id, k, results)

@@ -26,6 +26,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from core.names import normalize_tag
+from inference.encoder import Vocabulary
 
 EXACT, WORD_END_PREFIX, PREFIX, WORD_PREFIX, FUZZY_MAX = 100.0, 97.0, 95.0, 90.0, 89.0
 FUZZY_CUTOFF = 75.0
@@ -180,15 +181,14 @@ class TagIndex:
     or None when the index predates the counts).
     """
 
-    def __init__(self, vocabularies: dict[str, list[str]], counts: dict[str, dict[str, int]] | None) -> None:
-        entries: dict[tuple[str, str], tuple[str, str, str, int | None]] = {}
-        for modality, names in vocabularies.items():
+    def __init__(self, vocabularies: dict[str, Vocabulary], counts: dict[str, dict[str, int]] | None) -> None:
+        entries: list[tuple[str, str, str, int | None]] = []
+        for modality, vocab in vocabularies.items():
             known = None if counts is None else {normalize_tag(t): c for t, c in counts.get(modality, {}).items()}
-            for name in names:
-                canonical = normalize_tag(name)
+            for canonical, row in vocab.index.items():  # the canonical forms the model's look-ups use
                 count = None if known is None else known.get(canonical, 0)
-                entries.setdefault((canonical, modality), (canonical, name, modality, count))
-        self.entries = sorted(entries.values())
+                entries.append((canonical, vocab.names[row], modality, count))
+        self.entries = sorted(entries)
         self._keys = [e[0] for e in self.entries]
 
     def find(self, prefix: str, limit: int) -> list[dict[str, object]]:

@@ -133,8 +133,12 @@ def similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay 
     """
     overlay = overlay or artifacts.overlay
     quick = quick_similar_json(artifacts, artist_id, k, overlay)
-    if quick is not None:
-        return quick
+    return quick if quick is not None else searched_json(artifacts, artist_id, k, overlay)
+
+
+def searched_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:
+    """`similar_json` by a search, whatever the precomputed lists hold (None if the artist is not served)."""
+    overlay = overlay or artifacts.overlay
     vector = artifacts.vector_of(artist_id, overlay)
     if vector is None:
         return None

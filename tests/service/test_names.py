@@ -147,15 +147,19 @@ def test_tags_by_prefix_in_canonical_form_most_carried_first(client: TestClient,
 
 
 def test_an_index_without_tag_counts_answers_tags_with_null_counts() -> None:
+    from inference.encoder import Vocabulary
     from service.names import TagIndex
 
-    tags = TagIndex({"tag": ["Post-Rock", "post rock", "Pop"]}, None)
+    def vocabulary(names: list[str]) -> Vocabulary:
+        return Vocabulary(names, np.zeros((len(names), 2), dtype=np.float32))
+
+    tags = TagIndex({"tag": vocabulary(["Post-Rock", "post rock", "Pop"])}, None)
     assert tags.find("po", 10) == [
         {"tag": "Pop", "modality": "tag", "artists": None},
         {"tag": "post rock", "modality": "tag", "artists": None},  # canonical order: " " before "-"
         {"tag": "Post-Rock", "modality": "tag", "artists": None},
     ]
-    counted = TagIndex({"tag": ["Post-Rock", "Pop"]}, {"tag": {"pop": 3, "post-rock": 9}})
+    counted = TagIndex({"tag": vocabulary(["Post-Rock", "Pop"])}, {"tag": {"pop": 3, "post-rock": 9}})
     assert [t["tag"] for t in counted.find("", 10)] == ["Post-Rock", "Pop"]  # most carried first
 
 
