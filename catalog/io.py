@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog.tables import Catalog, SetTable, VectorTable
+from catalog.tracks import TRACKS_FILE, derive_audio, read_tracks, write_tracks
 from core.errors import CmarError
 from core.files import atomic_folder, sha256_file
 from core.modalities import MODALITIES, ModalityKind
@@ -158,8 +159,14 @@ def read_catalog(folder: Path) -> Catalog:
             catalog.modalities[modality.name] = _read_vector_table(path, index, n)
         else:
             catalog.modalities[modality.name] = _read_set_table(path, folder / vocab_file(modality.name), index, n)
+    tracks_path = folder / TRACKS_FILE
+    if tracks_path.exists() or tracks_path.is_symlink():
+        if not tracks_path.is_file():
+            raise CmarError(f"{tracks_path}: not a regular Parquet file")
+        catalog.tracks = read_tracks(tracks_path, index)
+        derive_audio(catalog, catalog.tracks, tracks_path)
     if not catalog.modalities:
-        expected = ", ".join(modality_file(m.name) for m in MODALITIES)
+        expected = ", ".join([*(modality_file(m.name) for m in MODALITIES), TRACKS_FILE])
         raise CmarError(f"{folder}: no modality table found; expected at least one of {expected}")
     return catalog
 
@@ -298,3 +305,5 @@ def write_catalog(
                     ),
                     tmp / vocab_file(name),
                 )
+        if catalog.tracks is not None:
+            write_tracks(tmp / TRACKS_FILE, catalog.tracks, catalog.artist_ids)

@@ -22,7 +22,8 @@ import scipy.sparse as sp
 
 from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
-from catalog.tables import Catalog, VectorTable
+from catalog.tables import Catalog, TrackTable, VectorTable
+from catalog.tracks import derive_audio
 from core.errors import CmarError
 from core.names import MIN_TAG_WEIGHT, artist_id_problem, normalize_tag
 
@@ -33,7 +34,9 @@ COLUMNS = {
     "plays": ("user_id", "artist_id", "count"),
     "tags": ("artist_id", "tag", "count"),
     "audio": ("artist_id",),
+    "tracks": ("track_id", "artist_id"),
 }
+TRACK_TAGS_COLUMN = "tags"  # optional column of the tracks file: tags separated by ";"
 
 
 @dataclass
@@ -119,10 +122,15 @@ def read_raw(
     plays: Path | None = None,
     tags: Path | None = None,
     audio: Path | None = None,
+    tracks: Path | None = None,
     config: FeaturizeConfig | None = None,
     fmt: CsvFormat | None = None,
 ) -> RawCatalog:
     """Featurize raw files into a catalogue: CF by ALS of the plays, tag vectors by PPMI + SVD, standardised audio.
+
+    `tracks` (CSV: track_id, artist_id, optional `tags` separated by ";", and numeric feature
+    columns) become the catalogue's track table, features standardised like the audio; artists
+    with tracks and no audio row get the mean of their tracks (`catalog.tracks.derive_audio`).
 
     Raises CmarError naming the file (and row) for anything that cannot be read, and when
     nothing is left to featurize.
@@ -210,11 +218,45 @@ def read_raw(
         present[rows[keep]] = True
         catalog.modalities["audio"] = VectorTable(present=present, values=table_values)
 
+    if tracks is not None:
+        catalog.tracks = _read_tracks(reader, tracks, row_of)
+        derive_audio(catalog, catalog.tracks, tracks)
+
     if not catalog.modalities:
-        raise CmarError("give at least one of --plays, --tags, --audio")
+        raise CmarError("give at least one of --plays, --tags, --audio, --tracks")
     reader.drop("artists left with no modality (not indexed)", np.asarray(~catalog.present().any(axis=0)))
     changes = {reason: count for reason, count in reader.changes.items() if count}
     return RawCatalog(catalog, changes)
+
+
+def _read_tracks(reader: _Reader, path: Path, row_of: dict[str, int]) -> TrackTable:
+    """The tracks file as a track table: unknown artists dropped (counted), ids checked, features standardised."""
+    t = reader.table(path, "tracks")
+    track_ids = strings(t, "track_id")
+    for row, track_id in enumerate(track_ids.tolist()):
+        problem = artist_id_problem(track_id)
+        if problem is not None:
+            raise CmarError(f"{path}: row {row + 2}: track_id: {problem.replace('artist id', 'track id')}")
+    if len(set(track_ids.tolist())) != len(track_ids):
+        dup = next(a for a, c in Counter(track_ids.tolist()).items() if c > 1)
+        raise CmarError(f"{path}: track_id {dup!r} is on more than one row; ids must be unique")
+    rows = reader.rows(path, "tracks", t, row_of)
+    features = [c for c in t.column_names if c not in ("track_id", "artist_id", TRACK_TAGS_COLUMN)]
+    if not features:
+        raise CmarError(f"{path}: no feature columns besides track_id, artist_id and tags")
+    values = np.column_stack([_numbers(path, t, c, allow_empty=False) for c in features])
+    keep = rows >= 0
+    if not keep.any():
+        raise CmarError(f"{path}: no row names an artist of the artists file")
+    tags = None
+    if TRACK_TAGS_COLUMN in t.column_names:
+        tags = [
+            tuple(dict.fromkeys(x.strip().lower() for x in (text or "").split(";") if x.strip()))
+            for text in strings(t, TRACK_TAGS_COLUMN)[keep].tolist()
+        ]
+    return TrackTable(
+        track_ids=track_ids[keep], rows=rows[keep], vectors=standardise(values[keep]), tags=tags
+    )
 
 
 def _tag(path: Path, row: int, name: str | None) -> str:

@@ -109,6 +109,32 @@ class SetTable:
         return self.vocab_vectors[ids] * mask[:, :, None], weights.astype(np.float32)
 
 
+@dataclass
+class TrackTable:
+    """Tracks aligned with a catalogue: track t belongs to artist row `rows[t]`."""
+
+    track_ids: npt.NDArray[np.object_]  # (T,) unique ids
+    rows: npt.NDArray[np.int64]  # (T,) artist rows of the catalogue
+    vectors: npt.NDArray[np.float32]  # (T, d) audio features, as given
+    tags: list[tuple[str, ...]] | None = None  # (T,) each track's tags, or None when the table has none
+
+    @property
+    def dim(self) -> int:
+        """Input dimension of a track's audio."""
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def by_artist(self) -> dict[int, npt.NDArray[np.int64]]:
+        """Artist row -> the indices of its tracks, in table order."""
+        order = np.argsort(self.rows, kind="stable")
+        rows = self.rows[order]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if rows.size else np.zeros(0, dtype=np.int64)
+        ends = np.r_[starts[1:], rows.size]
+        return {int(rows[s]): order[s:e] for s, e in zip(starts, ends, strict=True)}
+
+
 Table = VectorTable | SetTable
 
 
@@ -120,6 +146,7 @@ class Catalog:
     names: npt.NDArray[np.str_]  # (N,)
     popularity: FloatArray | None  # (N,) or None when unknown
     modalities: dict[str, Table] = field(default_factory=dict)
+    tracks: TrackTable | None = None  # the artists' tracks (catalog.tracks), when the catalogue has them
 
     @property
     def n_artists(self) -> int:

@@ -8,6 +8,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.errors import CmarError
 
 log = logging.getLogger("cmar")
@@ -77,7 +79,9 @@ def cmd_catalog_from_raw(args: argparse.Namespace) -> None:
 
     claim_output(args.out, "catalog", args.overwrite)  # before any featurizing
     delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
-    raw = read_raw(args.artists, args.plays, args.tags, args.audio, fmt=CsvFormat(args.encoding, delimiter))
+    raw = read_raw(
+        args.artists, args.plays, args.tags, args.audio, args.tracks, fmt=CsvFormat(args.encoding, delimiter)
+    )
     log.info("from-raw: %s", raw.summary())
     write_catalog(args.out, raw.catalog, overwrite=args.overwrite, changes=raw.changes)
     log.info(
@@ -130,6 +134,14 @@ def cmd_catalog_validate(args: argparse.Namespace) -> None:
         ", ".join(f"{n}: {t.present.sum()} (dim {t.dim})" for n, t in catalog.modalities.items()),
         int((~present.any(axis=0)).sum()),
     )
+    if catalog.tracks is not None:
+        log.info(
+            "%s: %d tracks (dim %d) of %d artists",
+            args.folder,
+            len(catalog.tracks),
+            catalog.tracks.dim,
+            len(np.unique(catalog.tracks.rows)),
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> None:

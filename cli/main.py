@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", type=Path, help="CSV: artist_id, tag, count (how often the tag was applied)")
     p.add_argument("--audio", type=Path, help="CSV: artist_id and numeric feature columns")
     p.add_argument(
+        "--tracks",
+        type=Path,
+        help="CSV: track_id, artist_id, optional tags (';'-separated) and numeric audio feature columns",
+    )
+    p.add_argument(
         "--encoding", default="utf-8", help="text encoding of the CSV files (default utf-8; HetRec: latin-1)"
     )
     p.add_argument(
