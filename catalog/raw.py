@@ -254,9 +254,7 @@ def _read_tracks(reader: _Reader, path: Path, row_of: dict[str, int]) -> TrackTa
             tuple(dict.fromkeys(x.strip().lower() for x in (text or "").split(";") if x.strip()))
             for text in strings(t, TRACK_TAGS_COLUMN)[keep].tolist()
         ]
-    return TrackTable(
-        track_ids=track_ids[keep], rows=rows[keep], vectors=standardise(values[keep]), tags=tags
-    )
+    return TrackTable(track_ids=track_ids[keep], rows=rows[keep], vectors=standardise(values[keep]), tags=tags)
 
 
 def _tag(path: Path, row: int, name: str | None) -> str:

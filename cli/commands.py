@@ -53,7 +53,7 @@ def report_folder(args: argparse.Namespace) -> None:
 
 
 def _subcommand(args: argparse.Namespace) -> list[str]:
-    return [v for k in ("evaluate_command", "check_command") if (v := getattr(args, k, None))]
+    return [v for k in ("evaluate_command", "check_command", "tracks_command") if (v := getattr(args, k, None))]
 
 
 def _progress() -> bool:
@@ -194,7 +194,12 @@ def _free_port(host: str, port: int) -> int:
 
 
 def serve(
-    model_dir: Path | None, index_dir: Path | None, host: str | None, port: int | None, server: str | None = None
+    model_dir: Path | None,
+    index_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    server: str | None = None,
+    track_model_dir: Path | None = None,
 ) -> None:
     """Verify the artifacts, then run the API (uvicorn, or CMAR_SERVER's server) until interrupted."""
     from core.logs import use_safe_text_logs
@@ -202,10 +207,17 @@ def serve(
     from service.app import create_app
     from service.observe import use_json_logs
     from service.server import run
-    from service.settings import load_settings, writes_db
+    from service.settings import load_settings, load_track_model, writes_db
     from service.writes import load_served
 
-    overrides = {"model_dir": model_dir, "index_dir": index_dir, "host": host, "port": port, "server": server}
+    overrides = {
+        "model_dir": model_dir,
+        "index_dir": index_dir,
+        "host": host,
+        "port": port,
+        "server": server,
+        "track_model_dir": track_model_dir,
+    }
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.log_format == "json":
         use_json_logs()
@@ -213,19 +225,20 @@ def serve(
         use_safe_text_logs()
     artifacts = load_served(settings)  # refuse to start, with one line, if nothing verifies
     store = WriteStore(writes_db(settings))  # likewise for a write database that cannot be opened
+    tracks = load_track_model(settings)  # and for a track model that does not verify
     bound = _free_port(settings.host, settings.port)
     log.info(
         "API on http://%s:%d (docs at http://%s:%d/docs), served by %s",
         settings.host, bound, settings.host, bound, settings.server,
     )  # fmt: skip
-    run(create_app(settings, artifacts, store), settings, bound)
+    run(create_app(settings, artifacts, store, tracks), settings, bound)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Serve the API."""
     if args.port is not None and not 0 <= args.port <= 65535:
         raise CmarError("--port must be between 0 and 65535")
-    serve(args.model, args.index, args.host, args.port, args.server)
+    serve(args.model, args.index, args.host, args.port, args.server, args.track_model)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -284,6 +297,62 @@ def cmd_evaluate_olga(args: argparse.Namespace) -> None:
         progress=_progress(),
     )
     log.info("report: %s", args.out / "report.md")
+
+
+def cmd_evaluate_disambiguation(args: argparse.Namespace) -> None:
+    """Disambiguation from track audio on unseen artists: metrics.json, summary.md and two plots."""
+    from evaluation.disambiguation import DisambiguationConfig, run
+    from evaluation.disambiguation_report import summary
+    from evaluation.report import write_report
+    from evaluation.track_sets import load_track_set
+
+    if not 0 < args.test_fraction < 1:
+        raise CmarError(f"--test-fraction: expected a number between 0 and 1, got {args.test_fraction}")
+    data = load_track_set(args.data_dir)
+    test_artists = None
+    if args.test_artists is not None:
+        try:
+            text = args.test_artists.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CmarError(f"{args.test_artists}: cannot read ({exc})") from None
+        test_artists = [line.strip() for line in text.splitlines() if line.strip()]
+    report_folder(args)
+    config = DisambiguationConfig(
+        test_fraction=args.test_fraction,
+        draws=args.draws,
+        seed=args.seed,
+        iterations=args.iterations,
+        methods=tuple(dict.fromkeys(args.methods)),
+    )
+    report = run(data, test_artists, config, plots=args.out, progress=_progress())
+    write_report(args.out, report, summary(report))
+    log.info("report: %s", args.out / "summary.md")
+
+
+def cmd_tracks_train(args: argparse.Namespace) -> None:
+    """Train and export a track encoder (Royo-Letelier et al. 2018)."""
+    from model_export.track_export import train_track_model
+    from model_export.tracks import TrackConfig
+
+    config = TrackConfig(method=args.method, iterations=args.iterations, margin=args.margin, seed=args.seed)
+    manifest = train_track_model(args.catalog, args.out, config, progress=_progress(), overwrite=args.overwrite)
+    log.info(
+        "track model %s (%s) in %s: threshold %.3f, held-out homonym AMI %.3f",
+        manifest.model_version, manifest.method, args.out, manifest.cluster_threshold,
+        manifest.metrics["threshold_ami"],
+    )  # fmt: skip
+
+
+def cmd_disambiguate(args: argparse.Namespace) -> None:
+    """Suspected homonyms and mis-filed tracks of a catalogue: disambiguation.json and summary.md."""
+    from evaluation.report import write_report
+    from pipeline.disambiguate import disambiguate, summary
+
+    report_folder(args)
+    report = disambiguate(args.catalog, args.model, args.min_tracks, progress=_progress())
+    write_report(args.out, report, summary(report), name="disambiguation")
+    log.info("%d of %d artists split into 2+ clusters: %s", report["n_suspected"], report["n_artists_checked"],
+             args.out / "summary.md")  # fmt: skip
 
 
 def cmd_evaluate_olga_search(args: argparse.Namespace) -> None:

@@ -25,12 +25,15 @@ from cli.commands import (
     cmd_check_load,
     cmd_check_schema,
     cmd_compare,
+    cmd_disambiguate,
+    cmd_evaluate_disambiguation,
     cmd_evaluate_olga,
     cmd_evaluate_olga_search,
     cmd_evaluate_synthetic,
     cmd_export,
     cmd_run,
     cmd_serve,
+    cmd_tracks_train,
     cmd_train,
 )
 from core.errors import CmarError
@@ -57,7 +60,7 @@ EXTRAS = {  # module -> the extra that installs it
     "podman_compose": "bench",
     "implicit": "eval",
     "sklearn": "eval",
-    "scipy": "eval",
+    "scipy": "index",
     "matplotlib": "eval",
     "threadpoolctl": "eval",
 }
@@ -256,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the HTTP API (settings also from CMAR_* variables)")
     p.add_argument("--model", type=Path, help="model folder (default $CMAR_MODEL_DIR or cmar-data/model)")
     p.add_argument("--index", type=Path, help="index folder (default $CMAR_INDEX_DIR or cmar-data/index)")
+    p.add_argument(
+        "--track-model", type=Path, help="track model folder for POST /tracks/clusters (default $CMAR_TRACK_MODEL_DIR)"
+    )
     p.add_argument("--host", help="address (default $CMAR_HOST or 127.0.0.1)")
     p.add_argument("--port", type=PORT, help=f"port (default $CMAR_PORT or {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument(
@@ -298,6 +304,23 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga)
+    p = ev_sub.add_parser(
+        "disambiguation",
+        help="artist disambiguation from track audio (Royo-Letelier et al. 2018) on unseen artists",
+    )
+    p.add_argument("data_dir", type=Path, help="a folder in the format of shared/data/jamendo or shared/data/msd_songs")
+    p.add_argument("--out", type=Path, required=True, help="report folder (metrics.json, summary.md, plots)")
+    p.add_argument("--test-artists", type=Path, help="text file, one artist id per line: the unseen artists")
+    p.add_argument("--test-fraction", type=float, default=0.3, help="share of artists held out (default 0.3)")
+    p.add_argument("--draws", type=_int_in(1, 1000), default=10, help="draws of homonym groups (default 10)")
+    p.add_argument("--iterations", type=_int_in(1, 1_000_000), default=1500, help="training steps (default 1500)")
+    p.add_argument(
+        "--methods", nargs="+", choices=("raw", "classifier", "triplet", "triplet_sideinfo"),
+        default=["raw", "classifier", "triplet", "triplet_sideinfo"], help="methods to compare (default all)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_evaluate_disambiguation)
     p = ev_sub.add_parser("olga-search", help="the searches behind the OLGA defaults (featurizers, training)")
     p.add_argument("data_dir", type=Path, help="an OLGA folder")
     p.add_argument("--out", type=Path, required=True, help="report folder")
@@ -305,6 +328,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga_search)
+    p = sub.add_parser("tracks", help="the track encoder for artist disambiguation (Royo-Letelier et al. 2018)")
+    tr_sub = p.add_subparsers(dest="tracks_command", required=True, metavar="ACTION", parser_class=_Parser)
+    p = tr_sub.add_parser("train", help="train a track encoder on a catalogue's tracks and export it to ONNX")
+    p.add_argument("catalog", type=Path, help="a catalogue folder with tracks.parquet")
+    p.add_argument("--out", type=Path, required=True, help="track model folder to write")
+    p.add_argument(
+        "--method", choices=("triplet", "triplet_sideinfo", "classifier"), default="triplet",
+        help="triplet loss, with side-information negatives, or the classifier baseline (default triplet)",
+    )  # fmt: skip
+    p.add_argument("--iterations", type=_int_in(1, 10_000_000), default=1500, help="training steps (default 1500)")
+    p.add_argument("--margin", type=_positive, default=0.2, help="triplet margin alpha (default 0.2)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_tracks_train)
+    p = sub.add_parser(
+        "disambiguate", help="list artists whose tracks split into 2+ clusters (homonyms or mis-filed tracks)"
+    )
+    p.add_argument("catalog", type=Path, help="a catalogue folder with tracks.parquet")
+    p.add_argument("--model", type=Path, required=True, help="track model folder (cmar tracks train)")
+    p.add_argument("--out", type=Path, required=True, help="report folder (disambiguation.json, summary.md)")
+    p.add_argument(
+        "--min-tracks", type=_int_in(2, 1_000_000), default=4, help="check artists with this many tracks (default 4)"
+    )
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_disambiguate)
     p = sub.add_parser("bench", help="speed and scale: the API under load, the build, training, 1M artists, a peer")
     p.add_argument("--out", type=Path, required=True, help="report folder (bench.json, bench.md)")
     p.add_argument("--duration", type=_positive, default=10.0, help="measured seconds per API case and concurrency")

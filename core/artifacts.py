@@ -25,6 +25,9 @@ SET_INPUT = "items"
 SET_WEIGHTS = "weights"  # (B, T) pooling weights of the items; 0 marks padding
 ENCODER_OUTPUT = "embedding"
 
+# Track model folder (written by `cmar tracks train`).
+TRACK_ONNX_FILE = "track_encoder.onnx"  # track audio (B, d) -> unit vectors (B, e); input VECTOR_INPUT
+
 # Checkpoint folder (written by `cmar train`).
 CHECKPOINT_FILE = "checkpoint.pt"
 TRAIN_FILE = "train.json"

@@ -120,6 +120,26 @@ class ModelManifest(_Manifest):
         return self
 
 
+class TrackModelManifest(_Manifest):
+    """A track encoder exported to ONNX (Royo-Letelier et al. 2018) and the threshold that cuts its clusters."""
+
+    kind: Literal["track_model"] = "track_model"
+    model_version: str = ""
+    method: Literal["triplet", "triplet_sideinfo", "classifier"]
+    input_dim: int  # audio values per track
+    cluster_threshold: float  # Ward linkage height above which clusters stay apart
+    training: dict[str, Any] = {}  # the config that rebuilds the model
+    metrics: dict[str, Any] = {}  # training loss, threshold choice, parity check
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrackModelManifest:
+        if self.embedding_dim < 1 or self.input_dim < 1:
+            raise ValueError("embedding_dim and input_dim must be >= 1")
+        if not (self.cluster_threshold > 0 and self.cluster_threshold < 1e6):
+            raise ValueError("cluster_threshold must be a number > 0")
+        return self
+
+
 class IndexManifest(_Manifest):
     """A FAISS index of fused artist vectors and the model manifest it was built with."""
 
@@ -165,7 +185,7 @@ def write_manifest(folder: Path, manifest: M) -> M:
         "files": files,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if isinstance(manifest, ModelManifest):
+    if isinstance(manifest, ModelManifest | TrackModelManifest):
         update["model_version"] = f"m-{_fingerprint(files)}"
     elif isinstance(manifest, IndexManifest):
         update["index_version"] = f"i-{_fingerprint(files)}"

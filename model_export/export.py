@@ -62,6 +62,13 @@ def _export_one(encoder: Encoder, kind: ModalityKind, path: Path, max_tags: int)
         names = [SET_INPUT, SET_WEIGHTS]
         length = torch.export.Dim("length")
         shapes = {"tags": {0: batch, 1: length}, "weights": {0: batch, 1: length}}
+    onnx_export(encoder, example, names, shapes, path)
+
+
+def onnx_export(
+    module: torch.nn.Module, example: tuple[torch.Tensor, ...], names: list[str], shapes: dict[str, Any], path: Path
+) -> None:
+    """Export `module` to one ONNX file with the given input names and dynamic shapes, output ENCODER_OUTPUT."""
     # The exporter prints its progress and warns about its own internals; keep the CLI's output clean.
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -69,7 +76,7 @@ def _export_one(encoder: Encoder, kind: ModalityKind, path: Path, max_tags: int)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            encoder,
+            module,
             example,
             str(path),
             input_names=names,

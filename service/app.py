@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from core.store import WriteStore
+from inference.tracks import TrackModel
 from service import docs
 from service.artifacts import Artifacts
 from service.auth import read_access
@@ -28,7 +29,7 @@ from service.queries import validation_errors
 from service.routes import documented
 from service.routes import router as read_router
 from service.schemas import ERROR_RESPONSES
-from service.settings import Settings, get_settings, writes_db
+from service.settings import Settings, get_settings, load_track_model, writes_db
 from service.state import Live, Serving
 from service.writes import load_served, replay
 from service.writes import router as writes_router
@@ -68,9 +69,13 @@ class CmarApp(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, artifacts: Artifacts | None = None, store: WriteStore | None = None
+    settings: Settings | None = None,
+    artifacts: Artifacts | None = None,
+    store: WriteStore | None = None,
+    tracks: TrackModel | None = None,
 ) -> CmarApp:
-    """Build the app; artifacts and the write store are opened in the lifespan unless given (by `cmar serve`)."""
+    """Build the app; artifacts, the write store and the track model (if set) are opened in the lifespan
+    unless given (by `cmar serve`)."""
     settings = settings or get_settings()
     serving = Serving(settings=settings, metrics=Metrics())
 
@@ -80,6 +85,7 @@ def create_app(
         writes = store or WriteStore(writes_db(settings))
         _, skipped = replay(loaded, writes)
         serving.live = Live(writes, skipped=skipped)
+        serving.tracks = tracks or load_track_model(settings)
         serving.artifacts = loaded
         serving.metrics.serving(loaded)
         yield

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from fastapi import HTTPException
 from pydantic import Field, TypeAdapter, ValidationError
@@ -25,13 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from core.names import normalize_tag
+from inference.tracks import Clustering, ward_clusters
 from service.artifacts import Artifacts
 from service.auth import check_read
 from service.live import Overlay
 from service.names import search_key
 from service.queries import query_inputs, unprocessable, validation_errors
 from service.responses import cold_start_body, similar_body
-from service.schemas import SimilarQuery
+from service.schemas import SimilarQuery, TrackClustersQuery
 from service.search import find_by_name, hits_json, quick_similar_json, searched_json
 from service.settings import MAX_K
 from service.state import Serving
@@ -187,6 +189,11 @@ def _limit(params: dict[str, str]) -> int:
 
 async def cold_start_query(call: Call) -> Any:
     """The body of POST /similar, parsed and validated in one pass from its bytes (a 422 naming the field)."""
+    return await json_body(call, SimilarQuery)
+
+
+async def json_body(call: Call, model: Any) -> Any:
+    """A JSON body parsed and validated by a pydantic model in one pass: 400 if unreadable, 422 naming the field."""
     kind = call.header("content-type")
     if kind is not None and "json" not in kind.lower():
         raise unprocessable(["body"], f"expected a JSON body (Content-Type: application/json), got {kind!r}")
@@ -198,7 +205,7 @@ async def cold_start_query(call: Call) -> Any:
     except UnicodeDecodeError as exc:
         raise HTTPException(status_code=400, detail=f"the body is not UTF-8 text (byte {exc.start})") from None
     try:
-        return SimilarQuery.model_validate_json(body)  # type: ignore[attr-defined]
+        return model.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
         messages = [str(e["msg"]) for e in errors if e["type"] == "json_invalid"]
@@ -291,6 +298,50 @@ async def find_tags(call: Call) -> bytes:
     return orjson.dumps({"q": q, "results": call.artifacts.tags.find(prefix, limit)})
 
 
+async def track_clusters(call: Call) -> bytes:
+    """POST /tracks/clusters: tracks filed under one name split into the artists behind them.
+
+    Embedded by the track model, clustered by Ward linkage at its threshold (or the one given),
+    in a worker thread (`inference.tracks`; Royo-Letelier et al. 2018, Section 3.3). A 404 when
+    the service runs without a track model, a 422 naming the track whose audio is not the
+    model's input width.
+    """
+    model = call.serving.tracks
+    if model is None:
+        raise HTTPException(
+            status_code=404,
+            detail="this service has no track model: start it with CMAR_TRACK_MODEL_DIR=DIR (from cmar tracks train)",
+        )
+    query = await json_body(call, TrackClustersQuery)
+    for i, track in enumerate(query.tracks):
+        if len(track.audio) != model.input_dim:
+            raise unprocessable(
+                ["body", "tracks", i, "audio"],
+                f"expected {model.input_dim} numbers (the track model's input), got {len(track.audio)}",
+            )
+    threshold = query.threshold or model.threshold
+
+    def cluster() -> Clustering:
+        audio = np.asarray([t.audio for t in query.tracks], dtype=np.float32)
+        return ward_clusters(model.embed(audio), threshold)
+
+    clustering = await run_in_threadpool(cluster)
+    ids = [t.id for t in query.tracks]
+    clusters = [
+        {"cluster": c, "track_ids": [ids[i] for i in np.flatnonzero(clustering.labels == c).tolist()]}
+        for c in range(clustering.n_clusters)
+    ]
+    return orjson.dumps(
+        {
+            "track_model": model.version,
+            "threshold": threshold,
+            "n_clusters": clustering.n_clusters,
+            "confidence": clustering.confidence,
+            "clusters": clusters,
+        }
+    )
+
+
 async def healthz(call: Call) -> bytes:
     """GET /healthz: the process answers."""
     return HEALTHY
@@ -308,4 +359,5 @@ def endpoints() -> dict[str, Endpoint]:
         "artist": Endpoint("GET", "/artists/{artist_id}", artist, [read_access]),
         "find_artists": Endpoint("GET", "/artists", find_artists, [read_access]),
         "find_tags": Endpoint("GET", "/tags", find_tags, [read_access]),
+        "track_clusters": Endpoint("POST", "/tracks/clusters", track_clusters, [read_access]),
     }

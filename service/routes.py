@@ -25,6 +25,8 @@ from service.schemas import (
     SimilarQuery,
     SimilarResponse,
     TagMatches,
+    TrackClustersQuery,
+    TrackClustersResponse,
 )
 from service.settings import MAX_K
 
@@ -70,6 +72,16 @@ async def find_tags(
     limit: Annotated[int, Query(ge=1, le=100, description="most results, 1 to 100")] = 10,
 ) -> None:
     """The tags a cold-start query may use: the model's vocabulary beginning with `q`, most carried first."""
+
+
+@documented.post("/tracks/clusters", response_model=TrackClustersResponse, tags=["tracks"])
+async def track_clusters(query: TrackClustersQuery) -> None:
+    """Tracks filed under one name, split into the artists behind them (Royo-Letelier et al. 2018).
+
+    Each track's audio is embedded by the track model (CMAR_TRACK_MODEL_DIR) and the tracks are
+    clustered by Ward linkage at the model's threshold, or the one given. 404 when the service
+    has no track model; at most 2,000 tracks per request.
+    """
 
 
 @documented.get("/healthz", response_model=Health, tags=["health"])

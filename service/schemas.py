@@ -229,6 +229,55 @@ class TagMatches(BaseModel):
     results: list[TagMatch]
 
 
+MAX_TRACKS = 2000  # tracks in one clustering request (Ward clustering keeps n^2 / 2 distances)
+
+
+class TrackInput(BaseModel):
+    """One track to cluster: an id of the client's and its audio features (the track model's input)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[Text, Field(min_length=1, max_length=256, description="the client's id for the track")]
+    audio: Annotated[Vector, Field(min_length=1, description="the track's audio features, as the track model takes")]
+
+
+class TrackClustersQuery(BaseModel):
+    """Tracks filed under one name, to split into the artists behind them (Royo-Letelier et al. 2018)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracks: Annotated[list[TrackInput], Field(min_length=1, max_length=MAX_TRACKS)]
+    threshold: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="Ward linkage height to cut at (default: the track model's, chosen at training)"
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> TrackClustersQuery:
+        seen: set[str] = set()
+        for track in self.tracks:
+            if track.id in seen:
+                raise ValueError(f"track id {track.id!r} is given twice; ids must be unique")
+            seen.add(track.id)
+        return self
+
+
+class TrackCluster(BaseModel):
+    """One cluster: the tracks taken for one artist."""
+
+    cluster: int = Field(description="0 = the cluster of the first track given, then in order of appearance")
+    track_ids: list[str]
+
+
+class TrackClustersResponse(BaseModel):
+    """The clusters of the tracks given."""
+
+    track_model: str = Field(description="version of the track model that embedded them")
+    threshold: float
+    n_clusters: int
+    confidence: float = Field(description="1 - threshold / height of the lowest refused merge; 0 for one cluster")
+    clusters: list[TrackCluster]
+
+
 class ErrorDetail(BaseModel):
     """An error: a message, or (422) FastAPI's list of {loc, msg, type}, naming the field."""
 
@@ -242,7 +291,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     401: {"model": ErrorDetail, "description": "an API key is needed (writes, admin; reads if closed)"},
     403: {"model": ErrorDetail, "description": "the API key is wrong, or the server has none"},
-    404: {"model": ErrorDetail, "description": "no such artist"},
+    404: {"model": ErrorDetail, "description": "no such artist (or, for /tracks/clusters, no track model is loaded)"},
     413: {"model": ErrorDetail, "description": "the body is over the size limit"},
     422: {"model": ErrorDetail, "description": "a field is invalid; the message says which and what was expected"},
     503: {"model": ErrorDetail, "description": "artifacts are not loaded yet, or (writes) the write cannot be stored"},

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import CmarError
+
+if TYPE_CHECKING:
+    from inference.tracks import TrackModel
 
 MAX_K = 1000  # the API contract: k is between 1 and 1000
 
@@ -21,6 +24,9 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(Path("cmar-data/model"), description="model folder (cmar export)")
     index_dir: Path = Field(Path("cmar-data/index"), description="index folder (cmar build-index)")
+    track_model_dir: Path | None = Field(
+        None, description="track model folder (cmar tracks train) for POST /tracks/clusters (unset = that route 404s)"
+    )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0 = any free port)")
     verify_hashes: bool = Field(True, description="check every artifact file's sha256 at start-up")
@@ -65,6 +71,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+
+def load_track_model(settings: Settings) -> TrackModel | None:
+    """The track model of CMAR_TRACK_MODEL_DIR, verified; None when unset. CmarError if it does not load."""
+    from inference.tracks import TrackModel
+
+    if settings.track_model_dir is None:
+        return None
+    return TrackModel(settings.track_model_dir, verify=settings.verify_hashes, threads=settings.onnx_threads)
 
 
 def writes_db(settings: Settings) -> Path:

@@ -16,6 +16,7 @@ from service.batching import ColdStartBatcher
 from service.settings import Settings
 
 if TYPE_CHECKING:
+    from inference.tracks import TrackModel
     from service.artifacts import Artifacts
     from service.observe import Metrics
 
@@ -38,3 +39,4 @@ class Serving:
     artifacts: Artifacts | None = None  # None until the lifespan has loaded them
     live: Live | None = None
     batcher: ColdStartBatcher = field(default_factory=ColdStartBatcher)  # cold starts that arrive together
+    tracks: TrackModel | None = None  # the track model of POST /tracks/clusters (CMAR_TRACK_MODEL_DIR)

@@ -40,3 +40,15 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_catalog: tuple[Path, Sy
     work = Workdir(tmp_path_factory.mktemp("work"))
     build_artifacts(catalog, work, TrainConfig(epochs=3, batch_size=64, lr=1e-3), progress=False)
     return Built(catalog, work.checkpoint, work.model, work.index, synthetic)
+
+
+@pytest.fixture(scope="session")
+def track_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A track model trained on 60 synthetic artists (`tests.tracks_data`, seed 0), by the CLI."""
+    from cli.main import main
+    from tests.tracks_data import track_catalog
+
+    root = tmp_path_factory.mktemp("tracks")
+    track_catalog(root / "train", n_artists=60, tracks=6, seed=0)
+    assert main(["-q", "tracks", "train", str(root / "train"), "--out", str(root / "tm"), "--iterations", "400"]) == 0
+    return root / "tm"

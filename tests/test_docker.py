@@ -83,7 +83,7 @@ def test_pip_installs_match_the_readme_and_the_api_image_has_no_torch() -> None:
     installs = re.findall(r"(pip install [^\\\n]*)", dockerfile)
     assert installs == [
         "pip install -c constraints.txt -e '.[serve]'",
-        'pip install ${TORCH_PIP_ARGS} "torch==$(sed -n \'s/^torch==//p\' constraints.txt)" ',
+        "pip install ${TORCH_PIP_ARGS} \"torch==$(sed -n 's/^torch==//p' constraints.txt)\" ",
         "pip install -c constraints.txt -e '.[train]'",
     ]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
