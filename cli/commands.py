@@ -332,9 +332,9 @@ def cmd_evaluate_disambiguation(args: argparse.Namespace) -> None:
 def cmd_tracks_train(args: argparse.Namespace) -> None:
     """Train and export a track encoder (Royo-Letelier et al. 2018)."""
     from model_export.track_export import train_track_model
-    from model_export.tracks import TrackConfig
+    from model_export.tracks import method_config
 
-    config = TrackConfig(method=args.method, iterations=args.iterations, margin=args.margin, seed=args.seed)
+    config = method_config(args.method, iterations=args.iterations, margin=args.margin, seed=args.seed)
     manifest = train_track_model(args.catalog, args.out, config, progress=_progress(), overwrite=args.overwrite)
     log.info(
         "track model %s (%s) in %s: threshold %.3f, held-out homonym AMI %.3f",

@@ -313,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-artists", type=Path, help="text file, one artist id per line: the unseen artists")
     p.add_argument("--test-fraction", type=float, default=0.3, help="share of artists held out (default 0.3)")
     p.add_argument("--draws", type=_int_in(1, 1000), default=10, help="draws of homonym groups (default 10)")
-    p.add_argument("--iterations", type=_int_in(1, 1_000_000), default=1500, help="training steps (default 1500)")
+    p.add_argument(
+        "--iterations", type=_int_in(1, 1_000_000), help="training steps (default: each method's, 4000 or 1500)"
+    )
     p.add_argument(
         "--methods", nargs="+", choices=("raw", "classifier", "triplet", "triplet_sideinfo"),
         default=["raw", "classifier", "triplet", "triplet_sideinfo"], help="methods to compare (default all)",
@@ -337,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=("triplet", "triplet_sideinfo", "classifier"), default="triplet",
         help="triplet loss, with side-information negatives, or the classifier baseline (default triplet)",
     )  # fmt: skip
-    p.add_argument("--iterations", type=_int_in(1, 10_000_000), default=1500, help="training steps (default 1500)")
+    p.add_argument("--iterations", type=_int_in(1, 10_000_000), help="training steps (default 4000; classifier 1500)")
     p.add_argument("--margin", type=_positive, default=0.2, help="triplet margin alpha (default 0.2)")
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

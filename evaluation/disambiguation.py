@@ -57,9 +57,9 @@ class DisambiguationConfig:
     test_fraction: float = 0.3  # share of the artists with 2+ tracks held out as unseen (without --test-artists)
     draws: int = 10  # random draws of homonym groups
     seed: int = 0
-    iterations: int = 1500  # training steps of every learned method
+    iterations: int | None = None  # training steps of every learned method (None: each method's default)
     methods: tuple[str, ...] = METHODS
-    notes: dict[str, Any] = field(default_factory=dict)
+    track: dict[str, Any] = field(default_factory=dict)  # TrackConfig fields other than the defaults
 
 
 def split(data: TrackSet, labels: npt.NDArray[np.int64], ids: npt.NDArray[np.object_],
@@ -261,12 +261,17 @@ def embeddings(method: str, data: TrackSet, labels: npt.NDArray[np.int64], s: Sp
     if method == "raw":
         mean, std = data.audio[train].mean(axis=0), data.audio[train].std(axis=0)
         return ((data.audio - mean) / np.where(std > 0, std, 1)).astype(np.float32), {}
-    from model_export.tracks import TrackConfig, embed, train_tracks
+    from model_export.tracks import embed, method_config, train_tracks
 
-    track_config = TrackConfig(method=method, iterations=config.iterations, seed=config.seed)
+    track_config = method_config(method, **{**config.track, "iterations": config.iterations, "seed": config.seed})
     tags = [data.tags[i] for i in np.flatnonzero(train)]
     trained = train_tracks(data.audio[train], labels[train], tags, track_config, progress)
-    notes = {"loss_first": trained.losses[0], "loss_last": trained.losses[-1], "side_info_rate": trained.side_info_rate}
+    notes = {
+        "config": track_config.to_dict(),
+        "loss_first": trained.losses[0],
+        "loss_last": trained.losses[-1],
+        "side_info_rate": trained.side_info_rate,
+    }
     return embed(trained.encoder, data.audio), notes
 
 
@@ -289,7 +294,7 @@ def run(
         "n_train_artists": len(np.unique(labels[s.train])),
         "n_test_artists": len(s.test_artists),
         "test_artists": ids[s.test_artists].tolist(),
-        "config": {k: v for k, v in vars(config).items() if k != "notes"},
+        "config": vars(config),
         "methods": {},
     }
     embs = {}

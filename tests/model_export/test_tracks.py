@@ -81,7 +81,8 @@ def test_triplet_loss_falls_on_synthetic_tracks() -> None:
     a, p, n = sampler.batch()  # fixed triplets: every positive pair, a random negative each
 
     def loss_after(iterations: int, method: str = "triplet") -> float:
-        trained = train_tracks(audio, labels, tags, TrackConfig(method=method, iterations=iterations), progress=False)
+        config = TrackConfig(method=method, iterations=iterations, lr=1e-3)
+        trained = train_tracks(audio, labels, tags, config, progress=False)
         e = torch.from_numpy(embed(trained.encoder, audio))
         return float(triplet_losses(e[a], e[p], e[n], 0.2).mean())
 
@@ -96,7 +97,8 @@ def test_too_few_artists_is_a_clear_error() -> None:
 
 def test_track_model_exports_with_manifest_threshold_and_parity(tmp_path: Path) -> None:
     track_catalog(tmp_path / "cat", n_artists=40, tracks=6)
-    manifest = train_track_model(tmp_path / "cat", tmp_path / "tm", TrackConfig(iterations=300), progress=False)
+    config = TrackConfig(iterations=300, lr=1e-3)
+    manifest = train_track_model(tmp_path / "cat", tmp_path / "tm", config, progress=False)
     assert manifest.metrics["parity_max_abs_diff"] <= 1e-5
     assert manifest.training["margin"] == 0.2 and manifest.method == "triplet"
     assert read_manifest(tmp_path / "tm", TrackModelManifest).model_version == manifest.model_version
