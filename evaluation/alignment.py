@@ -1,7 +1,7 @@
 """Distances in the shared space: how close an artist's modalities are, and its similar artists.
 
-Our reading of the paper's Figure 5 analysis (the paper's ECL is not defined in DESIGN.md and
-is not computed here):
+Our reading of the paper's Figure 5 analysis, kept beside the paper's own ECL analysis
+(`evaluation.coherence`):
 
 - cross-modal alignment: for each pair of modalities, the mean cosine distance (1 - cos)
   between the two embeddings of the same artist (intra) and of two different artists (inter);

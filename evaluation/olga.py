@@ -16,7 +16,7 @@ from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
 from core.fusion import Fusion
-from evaluation import alignment
+from evaluation import alignment, coherence
 from evaluation.baselines import concatenated, fit_projection
 from evaluation.encodings import index_vectors, modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups, subsets
@@ -141,6 +141,16 @@ def run(
     group_methods = methods | {"contrastive (cosine)": methods["contrastive"]}
     groups = modality_groups(group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs)
     cluster = {name: alignment.clusters(vectors, can, data.edges) for name, (vectors, can) in variants.items()}
+    coherent = np.intersect1d(raw_queries, full)  # full-coverage artists with an nDCG@200 (sorted, as raw_queries)
+    ecl: dict[str, Any] = {}
+    if len(coherent) >= 3:
+        ecl = coherence.analysis(
+            {n: encodings[n][coherent] for n in names},
+            np.log1p(data.plays[coherent]),
+            per_query["contrastive"][np.searchsorted(raw_queries, coherent)],
+        )
+    else:
+        log.warning("ECL not computed: %d full-coverage query artists (3 or more needed)", len(coherent))
     raw_ndcg = {name: r["ndcg"] for name, r in settings["raw"]["methods"].items()}
     metrics: dict[str, Any] = {
         "settings": settings,
@@ -148,6 +158,11 @@ def run(
             "cross_modal": alignment.cross_modal(encodings, organic, data.plays),
             "clusters": cluster,
             "clusters_vs_ndcg": alignment.method_ranking_tau(raw_ndcg, {n: c["ratio"] for n, c in cluster.items()}),
+            **(
+                {"ecl": {k: v for k, v in ecl.items() if k != "kendall_tau"}, "kendall_tau": ecl["kendall_tau"]}
+                if ecl
+                else {}
+            ),
         },
         "modality_groups": {k: v for k, v in groups.items() if isinstance(v, dict)},
         "modality_group_names": groups["groups"],

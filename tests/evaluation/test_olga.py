@@ -33,6 +33,16 @@ def test_evaluate_olga_writes_metrics_report_and_plots(tmp_path: Path, with_quer
     for name in ("report.md", "figure1_ndcg.png", "figure2_modality_groups.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "The claims" in (tmp_path / "report" / "report.md").read_text()
+    alignment = metrics["alignment"]
+    if with_queries:  # one query artist: too few for the coherence analysis, which is left out with a warning
+        assert "ecl" not in alignment
+    else:
+        assert alignment["kendall_tau"]["names"] == ["ecl", "cd_intra", "cd_inter", "ndcg", "pop"]
+        assert alignment["ecl"]["n_artists"] >= 3 and set(alignment["ecl"]["findings"]) == {
+            "ecl_tied_to_cd_intra", "ecl_independent_of_cd_inter", "ecl_negative_with_ndcg"
+        }  # fmt: skip
+        assert (tmp_path / "report" / "figure5_kendall.png").stat().st_size > 0
+        assert "Kendall's tau (Figure 5)" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_the_fusion_search_scores_the_product_default_as_the_product_index_does(tmp_path: Path) -> None:
