@@ -22,6 +22,7 @@ from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, ta
 from catalog.io import write_catalog
 from catalog.tables import Catalog, VectorTable
 from core.errors import CmarError
+from core.names import normalize_tag
 from core.outputs import claim_output
 
 log = logging.getLogger(__name__)
@@ -166,12 +167,20 @@ def _tag_counts(
     item_ids = np.concatenate([lfm_items, mb_items])
     tag_names = np.concatenate([lfm_names, mb_names])
     weights = np.concatenate([np.ones(len(lfm_items)), np.nan_to_num(mb_votes, nan=1.0)])
-    clean = np.asarray([str(t).strip().lower() if t is not None else "" for t in tag_names], dtype=object)
+    clean = np.asarray([_canonical(t) for t in tag_names], dtype=object)  # "1st  vine" is "1st vine"
     ok = (item_ids >= 0) & (clean != "") & (weights > 0)
     vocab = list(dict.fromkeys(clean[ok]))
     tag_index = {t: i for i, t in enumerate(vocab)}
     matrix = sp.csr_matrix((weights[ok], (item_ids[ok], lookup(clean[ok], tag_index))), shape=(n_items, len(vocab)))
     return matrix, vocab
+
+
+def _canonical(name: str | None) -> str:
+    """A tag name in the one canonical form (`core.names.normalize_tag`); "" for none or one that has no form."""
+    try:
+        return normalize_tag(name) if name is not None else ""
+    except ValueError:  # a lone surrogate: not a name any door accepts
+        return ""
 
 
 def write_olga_catalog(

@@ -250,9 +250,10 @@ def _read_tracks(reader: _Reader, path: Path, row_of: dict[str, int]) -> TrackTa
         raise CmarError(f"{path}: no row names an artist of the artists file")
     tags = None
     if TRACK_TAGS_COLUMN in t.column_names:
+        texts = strings(t, TRACK_TAGS_COLUMN)
         tags = [
-            tuple(dict.fromkeys(x.strip().lower() for x in (text or "").split(";") if x.strip()))
-            for text in strings(t, TRACK_TAGS_COLUMN)[keep].tolist()
+            tuple(dict.fromkeys(_tag(path, row, x) for x in (texts[row] or "").split(";") if x.strip()))
+            for row in np.flatnonzero(keep).tolist()
         ]
     return TrackTable(track_ids=track_ids[keep], rows=rows[keep], vectors=standardise(values[keep]), tags=tags)
 

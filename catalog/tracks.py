@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from catalog.tables import Catalog, TrackTable, VectorTable
 from core.errors import CmarError
-from core.names import artist_id_problem
+from core.names import artist_id_problem, normalize_tag
 
 TRACKS_FILE = "tracks.parquet"
 MAX_TRACK_TAGS = 64  # tags kept per track (a track's genres, instruments, moods)
@@ -86,7 +86,10 @@ def _tags(path: Path, table: pa.Table) -> list[tuple[str, ...]]:
         raise CmarError(f"{path}: column tags must hold lists of strings, found {col.type}")
     out = []
     for row, values in enumerate(col.to_pylist()):
-        kept = tuple(dict.fromkeys(v.strip().lower() for v in (values or []) if v and v.strip()))
+        try:
+            kept = tuple(dict.fromkeys(normalize_tag(v) for v in (values or []) if v and v.strip()))
+        except ValueError as exc:
+            raise CmarError(f"{path}: row {row}: {exc}") from None
         if len(kept) > MAX_TRACK_TAGS:
             raise CmarError(f"{path}: row {row}: {len(kept)} tags; at most {MAX_TRACK_TAGS} per track")
         out.append(kept)

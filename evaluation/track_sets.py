@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from catalog.csvfiles import read_csv, strings
 from core.errors import CmarError
+from core.names import normalize_tag
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def load_track_set(folder: Path) -> TrackSet:
 
 
 def _tags(texts: npt.NDArray[np.object_]) -> list[tuple[str, ...]]:
-    return [tuple(t.strip().lower() for t in (text or "").split(";") if t.strip()) for text in texts.tolist()]
+    return [tuple(normalize_tag(t) for t in (text or "").split(";") if t.strip()) for text in texts.tolist()]
 
 
 def _jamendo(folder: Path) -> TrackSet:

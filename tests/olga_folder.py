@@ -58,6 +58,8 @@ def make_olga_folder(folder: Path, seed: int = 0) -> Path:
     lastfm_tags = [[u, 100 + i, f"Genre{i % N_GROUPS}"] for i in range(30) for u in range(3)]
     lastfm_tags += [[1, 100 + i, "seen live"] for i in range(0, 30, 2)]
     lastfm_tags += [[1, 77777, "unjoinable"]]  # a Last.fm id that lastfm_artists.csv lacks
+    # One tag in three spellings (double space, case, full-width letters), as in the real files: one vocabulary entry.
+    lastfm_tags += [[2, 100 + i, name] for i in range(6) for name in ("1st vine", "1st  vine", "1ST \uff36INE")]
     _write(folder / "lastfm_tags.csv", ["user_id", "lastfm_artist_id", "tag"], lastfm_tags)
     mb = [[mbid(i), f"genre{i % N_GROUPS}", 2] for i in range(20, N_ARTISTS)]
     mb += [[mbid(i), f"style{i % N_GROUPS}", 1] for i in range(20, N_ARTISTS)]

@@ -34,6 +34,7 @@ def test_modalities_and_coverage(folder: Path) -> None:
     assert data.coverage["with_all_three"] == 20 and data.coverage["lastfm_artists_unjoined"] == 10
     # Tags from both sources end up in one vocabulary; "unjoinable" names an unknown Last.fm id.
     assert {"genre0", "seen live", "style1"} <= set(tag.vocab) and "unjoinable" not in tag.vocab
+    assert [t for t in tag.vocab if "vine" in t] == ["1st vine"]  # spellings of one tag are one (normalize_tag)
 
 
 def test_two_lastfm_ids_of_one_artist_are_merged(folder: Path) -> None:
