@@ -294,6 +294,7 @@ def cmd_evaluate_olga(args: argparse.Namespace) -> None:
         _train_config(args),
         queries_file=args.queries,
         compare_full_coverage=not args.no_full_coverage_run,
+        cold_start=not args.no_cold_start,
         progress=_progress(),
     )
     log.info("report: %s", args.out / "report.md")

@@ -301,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the second training on full-coverage artists (claim d)",
     )
+    p.add_argument(
+        "--no-cold-start",
+        action="store_true",
+        help="skip the cold-start evaluation (a second training without 500 query artists)",
+    )
     _train_options(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga)

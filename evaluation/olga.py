@@ -18,6 +18,7 @@ from catalog.tables import VectorTable
 from core.fusion import Fusion
 from evaluation import alignment, coherence
 from evaluation.baselines import concatenated, fit_projection
+from evaluation.cold_start import run_cold_start
 from evaluation.encodings import index_vectors, modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups, subsets
 from evaluation.retrieval import EdgeTruth, evaluate_method
@@ -75,6 +76,7 @@ def run(
     queries_file: Path | None = None,
     compare_full_coverage: bool = True,
     progress: bool = True,
+    cold_start: bool = True,
 ) -> dict[str, Any]:
     """Featurize, train, export, index and evaluate; write metrics.json, report.md and plots to `out_dir`."""
     from evaluation.olga_report import write_olga_report
@@ -178,6 +180,9 @@ def run(
         "queries_file": str(queries_file) if queries_file else None,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if cold_start:
+        metrics["cold_start"] = run_cold_start(data, out_dir / "work_cold_start", config, progress=progress)
+        metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_olga_report(out_dir, metrics)
     log.info("OLGA report written to %s in %.0f s", out_dir, metrics["seconds"])
     return metrics

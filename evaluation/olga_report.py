@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation import coherence
+from evaluation import coherence, cold_start
 from evaluation.report import fmt_ci, write_report
 
 # The paper (MSD training, OLGA evaluation) and an independent implementation on this development data.
@@ -204,6 +204,7 @@ def summarise(metrics: dict[str, Any]) -> str:
         lines.append("")
     lines += alignment_section(metrics.get("alignment", {}))
     lines += coherence.report_lines(_ecl(metrics))
+    lines += cold_start.report_lines(metrics.get("cold_start", {}))
     lines += claims(metrics)
     lines += [
         "Plots: `figure1_ndcg.png` (nDCG with CIs), `figure2_modality_groups.png` (share matrices), "
