@@ -82,7 +82,8 @@ def _vectors(path: Path, table: pa.Table, column: str, keys: np.ndarray) -> np.n
             f"{int(lengths[row])} values, row 0 has {dim}"
         )
     try:
-        values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
+        with np.errstate(over="ignore"):  # values beyond float32 become infinite, refused below with the row
+            values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(col), dim)
     except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise CmarError(
             f"{path}: column {column} must hold lists of numbers (found nested or non-numeric values)"

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from catalog.csvfiles import lookup, read_csv, strings
 from catalog.featurize import FeaturizeConfig, als_item_factors, standardise, tag_embedding
 from catalog.tables import Catalog, TrackTable, VectorTable
-from catalog.tracks import derive_audio
+from catalog.tracks import MAX_TRACK_TAGS, derive_audio
 from core.errors import CmarError
 from core.names import MIN_TAG_WEIGHT, artist_id_problem, normalize_tag
 
@@ -255,6 +255,10 @@ def _read_tracks(reader: _Reader, path: Path, row_of: dict[str, int]) -> TrackTa
             tuple(dict.fromkeys(_tag(path, row, x) for x in (texts[row] or "").split(";") if x.strip()))
             for row in np.flatnonzero(keep).tolist()
         ]
+        many = next((i for i, x in enumerate(tags) if len(x) > MAX_TRACK_TAGS), None)
+        if many is not None:
+            row = int(np.flatnonzero(keep)[many]) + 2
+            raise CmarError(f"{path}: row {row}: {len(tags[many])} tags; at most {MAX_TRACK_TAGS} per track")
     return TrackTable(track_ids=track_ids[keep], rows=rows[keep], vectors=standardise(values[keep]), tags=tags)
 
 

@@ -30,12 +30,17 @@ MAX_TRACK_TAGS = 64  # tags kept per track (a track's genres, instruments, moods
 def derive_audio(catalog: Catalog, tracks: TrackTable, source: Path) -> None:
     """Give every artist with tracks but no audio the mean of its tracks' vectors as its audio input.
 
-    Creates the audio table when the catalogue has none. Raises CmarError when the catalogue's
-    audio has another dimension than the tracks (the two cannot describe the same thing).
+    Creates the audio table when the catalogue has none. Raises CmarError when an artist needs
+    its audio derived but the catalogue's audio has another dimension than the tracks (the two
+    cannot describe the same thing).
     """
     audio = catalog.modalities.get("audio")
     if audio is not None and not isinstance(audio, VectorTable):
         raise CmarError("the audio modality must be a vector table")
+    counts = np.bincount(tracks.rows, minlength=catalog.n_artists)
+    derive = (counts > 0) & (~audio.present if audio is not None else True)
+    if not derive.any():
+        return  # every artist with tracks has its own audio: nothing to derive, whatever the widths
     if audio is not None and audio.dim != tracks.dim:
         raise CmarError(
             f"{source}: tracks have {tracks.dim} audio values but the catalogue's audio has {audio.dim}; "
@@ -48,10 +53,6 @@ def derive_audio(catalog: Catalog, tracks: TrackTable, source: Path) -> None:
         )
     sums = np.zeros((catalog.n_artists, tracks.dim), dtype=np.float64)
     np.add.at(sums, tracks.rows, tracks.vectors)
-    counts = np.bincount(tracks.rows, minlength=catalog.n_artists)
-    derive = (counts > 0) & ~audio.present
-    if not derive.any():
-        return
     audio.values[derive] = (sums[derive] / counts[derive, None]).astype(np.float32)
     audio.present = audio.present | derive
     catalog.modalities["audio"] = audio

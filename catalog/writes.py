@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.tables import Catalog, SetTable, VectorTable
+from catalog.tables import Catalog, SetTable, TrackTable, VectorTable
 from core.names import artist_id_problem, has_surrogates, normalize_tag, tag_weight_problem
 from core.store import WriteStore
 
@@ -80,6 +80,16 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
     replaced = sum(1 for a in new_ids if a in index)
     removed = sum(1 for a, body in latest.items() if body is None and a in index)
     merged = Catalog(artist_ids=ids, names=names, popularity=popularity, modalities=tables)  # type: ignore[arg-type]
+    if catalog.tracks is not None:  # tracks stay with their artist (replaced ones too); a deleted artist's go
+        new_row = np.full(catalog.n_artists, -1, dtype=np.int64)
+        new_row[keep] = np.arange(n_old)
+        for j, artist in enumerate(new_ids, start=n_old):
+            if artist in index:
+                new_row[index[artist]] = j
+        t = catalog.tracks
+        ok = new_row[t.rows] >= 0
+        tags = [x for x, k in zip(t.tags, ok, strict=True) if k] if t.tags is not None else None
+        merged.tracks = TrackTable(t.track_ids[ok], new_row[t.rows][ok], t.vectors[ok], tags)
     return Merged(merged, added=len(new_ids) - replaced, replaced=replaced, removed=removed)
 
 

@@ -316,7 +316,7 @@ def cmd_evaluate_disambiguation(args: argparse.Namespace) -> None:
             text = args.test_artists.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CmarError(f"{args.test_artists}: cannot read ({exc})") from None
-        test_artists = [line.strip() for line in text.splitlines() if line.strip()]
+        test_artists = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
     report_folder(args)
     config = DisambiguationConfig(
         test_fraction=args.test_fraction,
@@ -346,11 +346,13 @@ def cmd_tracks_train(args: argparse.Namespace) -> None:
 
 def cmd_disambiguate(args: argparse.Namespace) -> None:
     """Suspected homonyms and mis-filed tracks of a catalogue: disambiguation.json and summary.md."""
+    from core.outputs import claim_output
     from evaluation.report import write_report
     from pipeline.disambiguate import disambiguate, summary
 
-    report_folder(args)
+    claim_output(args.out, "report", args.overwrite)  # checked first; made only once there is a report
     report = disambiguate(args.catalog, args.model, args.min_tracks, progress=_progress())
+    report_folder(args)
     write_report(args.out, report, summary(report), name="disambiguation")
     log.info("%d of %d artists split into 2+ clusters: %s", report["n_suspected"], report["n_artists_checked"],
              args.out / "summary.md")  # fmt: skip

@@ -211,6 +211,9 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
         raise CmarError(f"{path}: not valid JSON") from None
     if not isinstance(raw, dict):
         raise CmarError(f"{path}: expected a JSON object")
+    expected_kind = cls.model_fields["kind"].default
+    if "kind" in raw and raw.get("kind") != expected_kind:  # another cmar folder: say which, before any version
+        raise CmarError(f"{path}: expected a manifest of kind {expected_kind!r}, found kind {raw.get('kind')!r}")
     found_schema = raw.get("schema_version")
     if found_schema not in READABLE_VERSIONS:
         raise CmarError(
@@ -218,7 +221,6 @@ def read_manifest(folder: Path, cls: type[M], verify: bool = True) -> M:
             f"{' and '.join(map(str, READABLE_VERSIONS))} (rebuild the folder with this version)"
         )
     raw = _upgrade(raw)
-    expected_kind = cls.model_fields["kind"].default
     if raw.get("kind") != expected_kind:
         raise CmarError(f"{path}: expected a manifest of kind {expected_kind!r}, found kind {raw.get('kind')!r}")
     try:
@@ -274,10 +276,11 @@ def read_file(folder: Path, name: str, size: int | None = None, max_size: int | 
         raise CmarError(f"{path}: missing; the manifest lists it") from None
     except OSError as exc:
         raise CmarError(f"{path}: cannot read ({exc.strerror})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a folder or a device: refused before Python opens it as a file
+        os.close(fd)
+        raise CmarError(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise CmarError(f"{path}: not a regular file")
         if size is not None and info.st_size != size:  # refused before reading, however large it is
             raise CmarError(f"{path}: not the {size} bytes the manifest records (truncated or replaced?)")
         if max_size is not None and info.st_size > max_size:

@@ -31,7 +31,7 @@ from scipy.spatial.distance import cdist
 from core.errors import CmarError
 from evaluation.metrics import bootstrap_ci
 from evaluation.track_sets import TrackSet
-from inference.homonyms import candidate_thresholds, group_scores, homonym_groups
+from inference.homonyms import best_threshold, candidate_thresholds, group_scores, homonym_groups
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def clustering_scores(
             held = folds == f
             if not held.any():
                 continue
-            best = int(np.argmax(ami[~held].mean(axis=0))) if (~held).any() else len(thresholds) // 2
+            best = best_threshold(thresholds, ami[~held].mean(axis=0)) if (~held).any() else len(thresholds) // 2
             chosen.append(float(thresholds[best]))
             got_ari[held], got_ami[held] = ari[held, best], ami[held, best]
         per_draw_ari.append(got_ari.mean())
@@ -246,9 +246,7 @@ def evaluate_embedding(
                 "accuracy_ci": _bootstrap_artists(
                     {a: ccorrect[cowners == a].astype(float) for a in np.unique(cowners).tolist()}, config.seed
                 ),
-                "same_album_accuracy_same_artists": float(
-                    np.mean([correct[owners == a].mean() for a in c_tests if (owners == a).any()])
-                ),
+                "same_album_accuracy_same_artists": float(correct[np.isin(owners, list(c_tests))].mean()),
             }
     out.update(clustering_scores(emb, labels, test, config))
     return out

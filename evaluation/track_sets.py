@@ -84,7 +84,12 @@ def _jamendo(folder: Path) -> TrackSet:
             raise CmarError(f"{path}: not a readable .npy array ({exc})") from None
         if values.ndim != 2 or values.shape[0] != n:
             raise CmarError(f"{path}: expected ({n}, d), one row per track of tracks.csv, got {values.shape}")
-        parts.append(np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+        with np.errstate(over="ignore"):
+            values = values.astype(np.float32)
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            log.warning("%s: %d NaN or infinite values read as 0", path, bad)
+        parts.append(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0))
     return TrackSet(
         name="jamendo",
         track_ids=strings(table, "track_id"),
@@ -108,9 +113,9 @@ def _msd(folder: Path) -> TrackSet:
         return out
 
     key = numbers("key")
-    audio = np.column_stack(
-        [numbers(c) for c in MSD_FEATURES] + [np.sin(2 * np.pi * key / 12), np.cos(2 * np.pi * key / 12)]
-    )
+    columns = [numbers(c) for c in MSD_FEATURES] + [np.sin(2 * np.pi * key / 12), np.cos(2 * np.pi * key / 12)]
+    with np.errstate(over="ignore"):  # beyond float32: infinite, and the song is left out below
+        audio = np.column_stack(columns).astype(np.float32)
     artists = strings(table, "artist_mbid")
     ok = np.isfinite(audio).all(axis=1) & np.asarray([bool(a) for a in artists])
     if not ok.all():
@@ -120,7 +125,7 @@ def _msd(folder: Path) -> TrackSet:
         track_ids=strings(table, "song_id")[ok],
         artists=artists[ok],
         albums=None,
-        audio=audio[ok].astype(np.float32),
+        audio=audio[ok],
         tags=[t for t, keep in zip(_tags(strings(table, "genre")), ok, strict=True) if keep],
         features="Echo Nest timbre and chroma means, loudness, tempo, mode, duration, key as sin/cos (30 values)",
     )

@@ -67,9 +67,18 @@ def group_scores(
     return ari, ami
 
 
+def best_threshold(thresholds: npt.NDArray[np.float64], mean_ami: npt.NDArray[np.float64]) -> int:
+    """Index of the threshold with the best mean AMI; on a plateau of equal bests, its middle.
+
+    The lowest of a plateau would split most, the highest merge most; the middle favours neither.
+    """
+    best = np.flatnonzero(mean_ami >= mean_ami.max() - 1e-12)
+    return int(best[len(best) // 2])
+
+
 def choose_threshold(embeddings: Sequence[FloatArray], labels: Sequence[IntArray]) -> tuple[float, float]:
-    """The threshold with the best mean AMI over the groups, and that AMI."""
+    """The threshold with the best mean AMI over the groups (`best_threshold`), and that AMI."""
     thresholds = candidate_thresholds(embeddings)
     _, ami = group_scores(embeddings, labels, thresholds)
-    best = int(np.argmax(ami.mean(axis=0)))
+    best = best_threshold(thresholds, ami.mean(axis=0))
     return float(thresholds[best]), float(ami[:, best].mean())

@@ -24,6 +24,17 @@ from core.vectors import FloatArray
 IntArray = npt.NDArray[np.int64]
 
 
+class TrackInputError(CmarError):
+    """Track audio the model cannot embed: values beyond float32, or so large that the embedding overflows."""
+
+    def __init__(self, rows: npt.NDArray[np.int64]) -> None:
+        self.rows = rows
+        super().__init__(
+            f"track audio at row(s) {', '.join(map(str, rows[:5].tolist()))} is too large for the track model "
+            "(beyond float32, or the embedding overflows); give features in the training tracks' units"
+        )
+
+
 class TrackModel:
     """A verified track model folder: audio features (B, d) -> unit vectors (B, e)."""
 
@@ -39,7 +50,15 @@ class TrackModel:
             self.session = ort.InferenceSession(files[TRACK_ONNX_FILE], options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own, unexported exception types
             raise CmarError(f"{self.folder / TRACK_ONNX_FILE}: ONNX Runtime cannot load it ({exc})") from None
-        self._input = self.session.get_inputs()[0].name
+        given, made = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self._input = given.name
+        widths = (given.shape[-1], made.shape[-1])
+        expected = (self.manifest.input_dim, self.manifest.embedding_dim)
+        if any(isinstance(w, int) and w != e for w, e in zip(widths, expected, strict=True)):
+            raise CmarError(
+                f"{self.folder / TRACK_ONNX_FILE}: takes {widths[0]} values and gives {widths[1]}; the manifest says "
+                f"{expected[0]} and {expected[1]}"
+            )
 
     @property
     def input_dim(self) -> int:
@@ -56,14 +75,27 @@ class TrackModel:
         """The model version from the manifest."""
         return self.manifest.model_version
 
-    def embed(self, audio: FloatArray) -> FloatArray:
-        """(B, input_dim) track audio -> (B, embedding_dim) unit vectors; CmarError for another width."""
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.ndim != 2 or audio.shape[1] != self.input_dim:
-            raise CmarError(f"track audio must be (n, {self.input_dim}), got {tuple(audio.shape)}")
-        if len(audio) == 0:
+    def embed(self, audio: npt.ArrayLike) -> FloatArray:
+        """(B, input_dim) track audio -> (B, embedding_dim) unit vectors.
+
+        Raises CmarError for another width, and TrackInputError (naming the rows) for values
+        beyond float32 or an embedding that is not a finite unit vector.
+        """
+        with np.errstate(over="ignore"):  # beyond float32 becomes infinite: refused below, by row
+            x = np.ascontiguousarray(audio, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise CmarError(f"track audio must be (n, {self.input_dim}), got {tuple(x.shape)}")
+        if len(x) == 0:
             return np.zeros((0, self.manifest.embedding_dim), dtype=np.float32)
-        return np.asarray(self.session.run(None, {self._input: audio})[0], dtype=np.float32)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise TrackInputError(np.flatnonzero(bad))
+        out = np.asarray(self.session.run(None, {self._input: x})[0], dtype=np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            bad = ~(np.abs(np.linalg.norm(out, axis=1) - 1) < 1e-3)  # NaN included
+        if bad.any():
+            raise TrackInputError(np.flatnonzero(bad))
+        return out
 
 
 @dataclass(frozen=True)
@@ -81,7 +113,7 @@ class Clustering:
 
     @property
     def confidence(self) -> float:
-        """How clearly the tracks split: 1 - threshold / split_height, in [0, 1); 0 for one cluster.
+        """How clearly the tracks split: 1 - threshold / split_height, in [0, 1]; 0 for one cluster.
 
         Near 0 the clusters would merge at a slightly higher threshold; near 1 they are far
         apart for the threshold (cmar's measure, not the paper's).

@@ -53,8 +53,8 @@ class TrackConfig:
         problems = []
         if self.method not in METHODS:
             problems.append(f"method must be one of {', '.join(METHODS)}")
-        if not math.isfinite(self.margin) or self.margin <= 0:
-            problems.append("margin must be a finite number > 0")
+        if not 0 < self.margin <= 4:
+            problems.append("margin must be in (0, 4]: squared distances on the unit sphere are at most 4")
         if self.artists_per_batch < 2 or self.tracks_per_artist < 2:
             problems.append("artists_per_batch and tracks_per_artist must be >= 2")
         if not 0 <= self.side_info_p <= 1:
@@ -126,7 +126,10 @@ class TrackEncoder(nn.Module):
         return self.net((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.raw(x), dim=-1)
+        z = self.raw(x)
+        # Scaled by its largest value first, so that the norm cannot overflow for large inputs.
+        z = z / z.abs().amax(dim=-1, keepdim=True).clamp_min(1e-30)
+        return nn.functional.normalize(z, dim=-1)
 
 
 def triplet_losses(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
@@ -152,6 +155,9 @@ def selected_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.
     if not bool(keep.any()):
         return (anchor * 0).sum()
     return torch.relu(d_ap[keep] - d_an[keep] + margin).mean()
+
+
+SIDE_INFO_TRIES = 8  # draws among same-tag tracks before falling back to any other artist
 
 
 class TripletSampler:
@@ -192,15 +198,20 @@ class TripletSampler:
         self.draws = 0
 
     def negative(self, anchor: int) -> int:
-        """One negative for `anchor`: a same-tag track of another artist with probability p, else any other."""
+        """One negative for `anchor`: a same-tag track of another artist with probability p, else any other.
+
+        A same-tag negative is drawn as one of the anchor's tags, then one of that tag's tracks,
+        a few tries to find another artist's (constant time, whatever the catalogue's size).
+        """
         self.draws += 1
         own = self.labels[anchor]
         if self.with_tag and self.tags is not None and self.tags[anchor] and self.rng.random() < self.p:
-            pool = np.unique(np.concatenate([self.with_tag[name] for name in self.tags[anchor]]))
-            pool = pool[self.labels[pool] != own]
-            if pool.size:
-                self.side_info_draws += 1
-                return int(self.rng.choice(pool))
+            for _ in range(SIDE_INFO_TRIES):
+                pool = self.with_tag[self.tags[anchor][int(self.rng.integers(len(self.tags[anchor])))]]
+                candidate = int(pool[int(self.rng.integers(len(pool)))])
+                if self.labels[candidate] != own:
+                    self.side_info_draws += 1
+                    return candidate
         while True:
             candidate = int(self.rng.integers(len(self.labels)))
             if self.labels[candidate] != own:

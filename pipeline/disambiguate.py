@@ -92,7 +92,13 @@ def summary(report: dict[str, Any], shown: int = 50) -> str:
     ]
     for s in report["suspected"][:shown]:
         sizes = ", ".join(str(len(c)) for c in s["clusters"])
-        lines.append(f"| {s['artist_id']} | {s['name']} | {s['n_tracks']} | {sizes} | {s['confidence']:.2f} |")
+        cells = [_cell(s["artist_id"]), _cell(s["name"]), str(s["n_tracks"]), sizes, f"{s['confidence']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     if report["n_suspected"] > shown:
         lines.append(f"\n{report['n_suspected'] - shown} more in disambiguation.json.")
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe in a Markdown table cell: pipes escaped, line breaks made spaces."""
+    return " ".join(str(text).split()).replace("|", "\\|")

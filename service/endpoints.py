@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from core.names import normalize_tag
-from inference.tracks import Clustering, ward_clusters
+from inference.tracks import Clustering, TrackInputError, ward_clusters
 from service.artifacts import Artifacts
 from service.auth import check_read
 from service.live import Overlay
@@ -313,6 +313,12 @@ async def track_clusters(call: Call) -> bytes:
             detail="this service has no track model: start it with CMAR_TRACK_MODEL_DIR=DIR (from cmar tracks train)",
         )
     query = await json_body(call, TrackClustersQuery)
+    first: dict[str, int] = {}
+    for i, track in enumerate(query.tracks):
+        if first.setdefault(track.id, i) != i:
+            raise unprocessable(
+                ["body", "tracks", i, "id"], f"track id {track.id!r} is given twice (first at {first[track.id]})"
+            )
     for i, track in enumerate(query.tracks):
         if len(track.audio) != model.input_dim:
             raise unprocessable(
@@ -322,10 +328,16 @@ async def track_clusters(call: Call) -> bytes:
     threshold = query.threshold or model.threshold
 
     def cluster() -> Clustering:
-        audio = np.asarray([t.audio for t in query.tracks], dtype=np.float32)
-        return ward_clusters(model.embed(audio), threshold)
+        return ward_clusters(model.embed(np.asarray([t.audio for t in query.tracks], dtype=np.float64)), threshold)
 
-    clustering = await run_in_threadpool(cluster)
+    try:
+        clustering = await run_in_threadpool(cluster)
+    except TrackInputError as exc:
+        raise unprocessable(
+            ["body", "tracks", int(exc.rows[0]), "audio"],
+            "values too large for the track model (beyond float32, or its embedding overflows); "
+            "give features in the units the model was trained on",
+        ) from None
     ids = [t.id for t in query.tracks]
     clusters = [
         {"cluster": c, "track_ids": [ids[i] for i in np.flatnonzero(clustering.labels == c).tolist()]}

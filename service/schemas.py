@@ -247,18 +247,9 @@ class TrackClustersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tracks: Annotated[list[TrackInput], Field(min_length=1, max_length=MAX_TRACKS)]
-    threshold: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    threshold: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="Ward linkage height to cut at (default: the track model's, chosen at training)"
     )
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> TrackClustersQuery:
-        seen: set[str] = set()
-        for track in self.tracks:
-            if track.id in seen:
-                raise ValueError(f"track id {track.id!r} is given twice; ids must be unique")
-            seen.add(track.id)
-        return self
 
 
 class TrackCluster(BaseModel):
@@ -274,7 +265,9 @@ class TrackClustersResponse(BaseModel):
     track_model: str = Field(description="version of the track model that embedded them")
     threshold: float
     n_clusters: int
-    confidence: float = Field(description="1 - threshold / height of the lowest refused merge; 0 for one cluster")
+    confidence: float = Field(
+        description="1 - threshold / height of the lowest refused merge, in [0, 1]; 0 for one cluster"
+    )
     clusters: list[TrackCluster]
 
 

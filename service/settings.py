@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         True, description="a restart serves the folders of the last swap (recorded beside the write database)"
     )
 
+    @field_validator("track_model_dir", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:

@@ -107,3 +107,45 @@ def test_from_raw_tracks_without_features_is_one_line_error(tmp_path: Path, caps
     assert code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no feature columns" in err[0]
+
+
+def test_tracks_of_another_width_are_fine_when_no_audio_needs_deriving(tmp_path: Path) -> None:
+    folder = _catalog(tmp_path, with_audio=True)
+    catalog = read_catalog(folder)
+    catalog.modalities["audio"].present[:] = True  # every artist has its own audio
+    catalog.tracks.vectors = np.ones((4, 5), dtype=np.float32)  # tracks in other features
+    write_catalog(tmp_path / "other", catalog)
+    assert read_catalog(tmp_path / "other").tracks.dim == 5
+
+
+def test_huge_track_values_are_one_error_line_without_a_warning(tmp_path: Path) -> None:
+    folder = _catalog(tmp_path, with_audio=False)
+    table = pq.read_table(folder / "tracks.parquet")
+    values = pa.array([[1e300, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], pa.list_(pa.float64()))
+    pq.write_table(table.set_column(2, "vector", values), folder / "tracks.parquet")
+    with pytest.raises(CmarError, match="NaN or infinity"):  # filterwarnings=error: an overflow warning would fail
+        read_catalog(folder)
+
+
+def test_add_writes_keeps_the_tracks_of_kept_and_replaced_artists(tmp_path: Path) -> None:
+    from catalog.writes import merge_writes
+
+    catalog = read_catalog(_catalog(tmp_path, with_audio=True))
+    merged = merge_writes(catalog, [("a", {"name": "A2", "cf": [0.0, 1.0, 0.0]}), ("c", None)]).catalog
+    assert merged.tracks is not None
+    owners = merged.artist_ids[merged.tracks.rows].tolist()
+    assert sorted(zip(merged.tracks.track_ids.tolist(), owners, strict=True)) == [
+        ("t1", "a"),
+        ("t2", "b"),
+        ("t3", "b"),
+        ("t4", "b"),
+    ]
+
+
+def test_from_raw_refuses_too_many_tags_on_a_track(tmp_path: Path) -> None:
+    (tmp_path / "artists.csv").write_text("artist_id,name\na,A\n")
+    tags = ";".join(f"t{i}" for i in range(70))
+    (tmp_path / "tracks.csv").write_text(f"track_id,artist_id,tags,f0\nt1,a,{tags},1\n")
+    code = main(["-q", "catalog", "from-raw", str(tmp_path / "cat"), "--artists", str(tmp_path / "artists.csv"),
+                 "--tracks", str(tmp_path / "tracks.csv")])  # fmt: skip
+    assert code != 0 and not (tmp_path / "cat").exists()

@@ -118,3 +118,16 @@ def test_track_config_refuses_bad_values() -> None:
     with pytest.raises(CmarError, match="method"):
         TrackConfig(method="siamese")
     assert TrackConfig.from_dict(TrackConfig(hidden=(32, 16)).to_dict()) == TrackConfig(hidden=(32, 16))
+
+
+def test_side_info_draws_stay_cheap_and_other_artists_only() -> None:
+    labels = np.repeat(np.arange(2000), 3)
+    tags = [("rock",)] * len(labels)  # one tag shared by 6,000 tracks
+    sampler = TripletSampler(labels, tags, 32, 3, side_info_p=1.0, rng=np.random.default_rng(0))
+    anchors, _, negatives = sampler.batch()
+    assert (labels[negatives] != labels[anchors]).all() and sampler.side_info_draws == sampler.draws
+
+
+def test_margin_beyond_the_sphere_is_refused() -> None:
+    with pytest.raises(CmarError, match=r"margin must be in \(0, 4\]"):
+        TrackConfig(margin=5)

@@ -61,3 +61,27 @@ def test_tracks_train_needs_tracks(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "no tracks.parquet" in err[0]
     assert not (tmp_path / "tm").exists()
+
+
+def test_a_failed_disambiguation_leaves_no_report_folder(track_model: Path, tmp_path: Path) -> None:
+    assert main(["-q", "disambiguate", str(tmp_path / "nowhere"), "--model", str(track_model),
+                 "--out", str(tmp_path / "r")]) != 0  # fmt: skip
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_of_another_kind_is_named_as_such(track_model: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    catalog = _pooled_catalog(tmp_path / "cat")
+    code = main(["disambiguate", str(catalog), "--model", str(catalog), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "expected a manifest of kind 'track_model', found kind 'catalog'" in err[0]
+
+
+def test_summary_escapes_names_in_the_table() -> None:
+    from pipeline.disambiguate import summary
+
+    report = {"track_model": "m-1", "method": "triplet", "threshold": 1.0, "n_artists_checked": 1, "min_tracks": 4,
+              "n_suspected": 1, "suspected": [{"artist_id": "x", "name": "A | B\nC", "n_tracks": 4, "confidence": 0.5,
+                                               "clusters": [["1", "2"], ["3", "4"]]}]}  # fmt: skip
+    row = next(line for line in summary(report).splitlines() if line.startswith("| x"))
+    assert "A \\| B C" in row and row.count(" | ") == 4

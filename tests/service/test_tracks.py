@@ -55,7 +55,19 @@ def test_one_artist_stays_one_cluster_and_a_threshold_can_be_given(client: TestC
     [
         ({"tracks": [{"id": "a", "audio": [1.0] * 5}]}, ["body", "tracks", 0, "audio"], "expected 12 numbers"),
         ({"tracks": []}, ["body", "tracks"], "at least 1"),
-        ({"tracks": [{"id": "a", "audio": [1.0] * 12}, {"id": "a", "audio": [2.0] * 12}]}, ["body"], "given twice"),
+        (
+            {"tracks": [{"id": "a", "audio": [1.0] * 12}, {"id": "a", "audio": [2.0] * 12}]},
+            ["body", "tracks", 1, "id"],
+            "given twice",
+        ),
+        ({"tracks": [{"id": "a", "audio": [1e308] * 12}]}, ["body", "tracks", 0, "audio"], "too large"),
+        (
+            {"tracks": [{"id": "a", "audio": [1.0] * 12}, {"id": "b", "audio": [3e38] * 12}]},
+            ["body", "tracks", 1, "audio"],
+            "too large",
+        ),
+        ({"tracks": [{"id": "a", "audio": [1.0] * 12}], "threshold": "1.5"}, ["body", "threshold"], "valid number"),
+        ({"tracks": [{"id": "a", "audio": [1.0] * 12}], "threshold": True}, ["body", "threshold"], "valid number"),
         ({"tracks": [{"id": "a", "audio": ["x"] * 12}]}, ["body", "tracks", 0, "audio", 0], "number"),
         ({"tracks": [{"id": "", "audio": [1.0] * 12}]}, ["body", "tracks", 0, "id"], "at least 1"),
         ({"tracks": [{"id": "a", "audio": [1.0] * 12}], "threshold": 0}, ["body", "threshold"], "greater than 0"),
@@ -68,6 +80,13 @@ def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict, loc
     assert r.status_code == 422, r.text
     errors = r.json()["detail"]
     assert any(e["loc"] == loc and words.lower() in e["msg"].lower() for e in errors), errors
+
+
+def test_large_but_finite_audio_still_gives_unit_embeddings(client: TestClient) -> None:
+    tracks = _tracks([3, 7])
+    tracks[0]["audio"] = [1e25] * 12  # the norm of its embedding would overflow float32 unless scaled first
+    r = client.post("/tracks/clusters", json={"tracks": tracks})
+    assert r.status_code == 200 and r.json()["n_clusters"] >= 2
 
 
 def test_too_many_tracks_and_bad_json_are_4xx(client: TestClient) -> None:
