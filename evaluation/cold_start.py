@@ -3,7 +3,8 @@
 A seeded sample of full-coverage artists with ground-truth neighbours is removed from the
 catalogue; the model is trained, exported and indexed without them (they are never seen in
 training either). Each is then queried with partial inputs, through the service's own
-parsing, encoding and search (`service.queries.query_inputs`, `service.batching.answer_batch`):
+parsing, encoding, search and popularity prior (`service.queries.query_inputs`,
+`service.batching.answer_batch`; also without the prior, for top-3 tags and all inputs):
 its top-1, top-3 or all tags (as names with their catalogue weights), its audio, its CF
 vector, audio + top-3 tags, and everything. nDCG@200 against its ground-truth neighbours
 among the indexed artists, with bootstrap CIs, and the mean POP = log(plays + 1) of the 200
@@ -37,6 +38,7 @@ K = 200
 N_QUERIES = 500
 BATCH = 64  # queries per answer_batch call, as the service's batcher caps them
 INPUTS = ("tag_top1", "tag_top3", "tag_all", "audio", "cf", "audio+tag_top3", "all")
+ABLATIONS = ("tag_top3", "all")  # also ranked without the popularity prior (`service.search.prior_weight`)
 
 
 def sample_queries(data: OlgaData, n: int, seed: int) -> npt.NDArray[np.int64]:
@@ -134,18 +136,19 @@ def run_cold_start(
     truth = EdgeTruth(data.edges, catalog.n_artists)
     pop = np.log1p(data.plays.astype(np.float64))
     results: dict[str, Any] = {}
-    for kind in INPUTS:
+    runs = [(kind, kind, True) for kind in INPUTS] + [(f"{k} (no prior)", k, False) for k in ABLATIONS]
+    for name, kind, prior in runs:
         retrieved = np.full((len(queries), K), -1, dtype=np.int64)
         for begin in range(0, len(queries), BATCH):
             rows = queries[begin : begin + BATCH]
             inputs = [
                 query_inputs(artifacts, SimilarQuery.model_validate(query_body(catalog, int(r), kind))) for r in rows
             ]  # type: ignore[attr-defined]
-            for i, hits in enumerate(answer_batch(artifacts, inputs, [K] * len(rows))):
+            for i, hits in enumerate(answer_batch(artifacts, inputs, [K] * len(rows), prior=prior)):
                 if isinstance(hits, Exception):
                     continue  # an input the encoders overflow on: no result (counted as nDCG 0)
                 retrieved[begin + i, : len(hits)] = [row_of[h.artist_id] for h in hits]
-        results[kind] = _scores(retrieved, queries, truth, indexed, pop)
+        results[name] = _scores(retrieved, queries, truth, indexed, pop)
     results |= _baselines(data, queries, indexed, truth, pop)
     ratio = {k: float(r["ndcg"] / max(results["all"]["ndcg"], 1e-12)) for k, r in results.items()}
     for r in results.values():
@@ -215,6 +218,8 @@ INPUT_TEXT = {
     "cf": "CF only",
     "audio+tag_top3": "audio + top-3 tags",
     "all": "all inputs (audio, CF, all tags)",
+    "tag_top3 (no prior)": "top-3 tags, without the popularity prior",
+    "all (no prior)": "all inputs, without the popularity prior",
     "baseline:raw_tag_top3": "baseline: raw tag embedding, top-3 tags",
     "baseline:raw_tag_all": "baseline: raw tag embedding, all tags",
     "baseline:popularity_top3_tags": "baseline: most played artists carrying a top-3 tag",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -47,6 +48,18 @@ class LoadedIndex:
 
     def __len__(self) -> int:
         return len(self.artist_ids)
+
+    @functools.cached_property
+    def popularity_prior(self) -> np.ndarray:
+        """(N,) float32 z-score of log(1 + popularity) over the indexed artists; zeros without popularity.
+
+        The prior that thin cold-start queries add to their ranking (`service.search.prior_weight`).
+        """
+        if self.popularity is None or len(self.popularity) < 2:
+            return np.zeros(len(self.artist_ids), dtype=np.float32)
+        logs = np.log1p(np.maximum(self.popularity.astype(np.float64), 0))
+        spread = logs.std()
+        return ((logs - logs.mean()) / spread if spread > 0 else logs * 0).astype(np.float32)
 
     @property
     def hub_beta(self) -> float:

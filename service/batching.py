@@ -25,7 +25,7 @@ from fastapi import HTTPException
 
 from service.artifacts import Artifacts
 from service.queries import QueryInputs, encode_many
-from service.search import Hit, search_many
+from service.search import Hit, prior_weight, search_many
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,22 @@ class _Pending:
     answer: asyncio.Future[list[Hit]]
 
 
-def answer_batch(artifacts: Artifacts, inputs: list[QueryInputs], ks: list[int]) -> list[list[Hit] | HTTPException]:
-    """The hits of each query (or the 422 of one the encoders overflow on), encoded and searched together."""
+def answer_batch(
+    artifacts: Artifacts, inputs: list[QueryInputs], ks: list[int], prior: bool = True
+) -> list[list[Hit] | HTTPException]:
+    """The hits of each query (or the 422 of one the encoders overflow on), encoded and searched together.
+
+    Ranked with the popularity prior of its modalities (`service.search.prior_weight`) unless
+    `prior` is False (the evaluation's ablation).
+    """
     encoded = encode_many(artifacts, inputs)
-    fine = [(e, k) for e, k in zip(encoded, ks, strict=True) if not isinstance(e, HTTPException)]
-    found = iter(search_many(artifacts, np.stack([e for e, _ in fine]), [k for _, k in fine]) if fine else [])
+    fine = [(e, k, i) for e, k, i in zip(encoded, ks, inputs, strict=True) if not isinstance(e, HTTPException)]
+    priors = [prior_weight(i.modalities, i.n_items("tag")) if prior else 0.0 for _, _, i in fine]
+    found = iter(
+        search_many(artifacts, np.stack([e for e, _, _ in fine]), [k for _, k, _ in fine], priors=priors)
+        if fine
+        else []
+    )
     return [e if isinstance(e, HTTPException) else next(found) for e in encoded]
 
 

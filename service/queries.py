@@ -64,6 +64,10 @@ class QueryInputs:
         """The modalities given, in the order the query gave them."""
         return [*self.vectors, *self.sets]
 
+    def n_items(self, name: str) -> int:
+        """How many items (tags) of set modality `name` the query gives that the model knows (0 if none)."""
+        return len(self.sets[name][1]) if name in self.sets else 0
+
 
 def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
     """Check a query (or a written artist) against the model; a 422 naming the field if it does not fit."""

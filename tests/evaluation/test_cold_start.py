@@ -30,7 +30,7 @@ def test_queried_artists_are_left_out_of_training_and_the_index(data, tmp_path: 
     indexed = set(pq.read_table(tmp_path / "cold" / "index" / "artists.parquet").column("artist_id").to_pylist())
     assert not queried & trained_on and not queried & indexed
     assert read_manifest(tmp_path / "cold" / "index", IndexManifest).n_artists == out["n_indexed"]
-    assert set(out["inputs"]) == set(INPUTS) | {
+    assert set(out["inputs"]) == set(INPUTS) | {"tag_top3 (no prior)", "all (no prior)"} | {
         "baseline:raw_tag_top3", "baseline:raw_tag_all", "baseline:popularity_top3_tags"
     }  # fmt: skip
     for r in out["inputs"].values():
