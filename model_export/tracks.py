@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -280,24 +281,15 @@ def train_tracks(
 def _train_triplet(
     encoder: TrackEncoder, x: torch.Tensor, sampler: TripletSampler, config: TrackConfig, progress: bool
 ) -> list[float]:
-    optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    encoder.train()
-    history, window = [], []
-    for _ in tqdm(range(config.iterations), desc="triplet", disable=not progress, leave=False):
+    def step() -> torch.Tensor:
         anchors, positives, negatives = sampler.batch()
         used, inverse = np.unique(np.concatenate([anchors, positives, negatives]), return_inverse=True)
         out = encoder(x[torch.from_numpy(used)])
         k = len(anchors)
         idx = torch.from_numpy(inverse)
-        loss = selected_loss(out[idx[:k]], out[idx[k : 2 * k]], out[idx[2 * k :]], config.margin)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        window.append(loss.item())
-        if len(window) == 100:
-            history.append(float(np.mean(window)))
-            window = []
-    return history + ([float(np.mean(window))] if window else [])
+        return selected_loss(out[idx[:k]], out[idx[k : 2 * k]], out[idx[2 * k :]], config.margin)
+
+    return _optimise(step, list(encoder.parameters()), encoder, config, "triplet", progress)
 
 
 def _train_classifier(
@@ -307,15 +299,32 @@ def _train_classifier(
     if len(classes) < 2:
         raise CmarError("the classifier baseline needs tracks of at least 2 artists")
     head = nn.Sequential(nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.embedding_dim, len(classes)))
-    params = list(encoder.parameters()) + list(head.parameters())
-    optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     target = torch.from_numpy(y.astype(np.int64))
     gen = torch.Generator().manual_seed(config.seed)
-    encoder.train()
-    history, window = [], []
-    for _ in tqdm(range(config.iterations), desc="classifier", disable=not progress, leave=False):
+
+    def step() -> torch.Tensor:
         batch = torch.randint(len(x), (min(config.classifier_batch, len(x)),), generator=gen)
-        loss = nn.functional.cross_entropy(head(encoder.raw(x[batch])), target[batch])
+        return nn.functional.cross_entropy(head(encoder.raw(x[batch])), target[batch])
+
+    params = list(encoder.parameters()) + list(head.parameters())
+    return _optimise(step, params, encoder, config, "classifier", progress)
+
+
+def _optimise(
+    step: Callable[[], torch.Tensor],
+    params: list[nn.Parameter],
+    encoder: TrackEncoder,
+    config: TrackConfig,
+    desc: str,
+    progress: bool,
+) -> list[float]:
+    """`config.iterations` Adam steps on the loss `step` computes; the mean loss of every 100 steps (and the rest)."""
+    optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    encoder.train()
+    history: list[float] = []
+    window: list[float] = []
+    for _ in tqdm(range(config.iterations), desc=desc, disable=not progress, leave=False):
+        loss = step()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
