@@ -439,7 +439,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     import json
     import time
 
-    from evaluation.nn_similarity import compare, load_space, summary
+    from evaluation.nn_similarity import compare, heatmaps, load_space, summary
 
     if len(args.spaces) < 2:
         raise CmarError("give at least two spaces to compare")
@@ -455,8 +455,21 @@ def cmd_compare(args: argparse.Namespace) -> None:
     report["seconds"] = round(time.perf_counter() - started, 1)
     (args.out / "compare.json").write_text(json.dumps(report, indent=1))
     (args.out / "compare.md").write_text(summary(report))
+    heatmaps(report, args.out)
     log.info("compared %d spaces over %d shared items in %.1f s (%s)", len(spaces), report["n_items"],
              report["seconds"], args.out / "compare.md")  # fmt: skip
+
+
+def cmd_map(args: argparse.Namespace) -> None:
+    """A 2D map of a space and how many neighbours it keeps (Tovstogan et al. 2022)."""
+    from core.outputs import claim_output
+    from evaluation.maps import make_map
+    from evaluation.nn_similarity import load_space
+
+    claim_output(args.out, "map", args.overwrite)
+    space = load_space(args.space, args.ids)
+    manifest = make_map(space, args.method, args.seed, args.out, args.metric, overwrite=args.overwrite)
+    log.info("map written to %s: S_10 kept %s", args.out, manifest["preservation"].get("10"))
 
 
 def cmd_check_containers(args: argparse.Namespace) -> None:

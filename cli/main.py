@@ -31,6 +31,7 @@ from cli.commands import (
     cmd_evaluate_olga_search,
     cmd_evaluate_synthetic,
     cmd_export,
+    cmd_map,
     cmd_run,
     cmd_serve,
     cmd_tracks_train,
@@ -62,6 +63,8 @@ EXTRAS = {  # module -> the extra that installs it
     "sklearn": "eval",
     "scipy": "index",
     "matplotlib": "eval",
+    "openTSNE": "maps",
+    "umap": "maps",
     "threadpoolctl": "eval",
 }
 
@@ -335,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-training", action="store_true", help="only the featurizer search")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_olga_search)
+    p = sub.add_parser("map", help="a 2D map of a space (PCA, random, t-SNE, UMAP) and the neighbours it keeps")
+    p.add_argument("space", help="a space as cmar compare reads it (index folder, CATALOG#MODALITY, FILE.npy)")
+    p.add_argument("--out", type=Path, required=True, help="map folder to write (map.parquet, manifest.json)")
+    p.add_argument("--method", choices=("pca", "random", "tsne", "umap"), default="tsne", help="default tsne")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine", help="the source space's metric")
+    p.add_argument("--ids", help="for a .npy space: a file with one id per row (first column)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_map)
     p = sub.add_parser("tracks", help="the track encoder for artist disambiguation (Royo-Letelier et al. 2018)")
     tr_sub = p.add_subparsers(dest="tracks_command", required=True, metavar="ACTION", parser_class=_Parser)
     p = tr_sub.add_parser("train", help="train a track encoder on a catalogue's tracks and export it to ONNX")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import faiss
@@ -77,6 +78,7 @@ class Space:
     name: str
     ids: np.ndarray
     vectors: np.ndarray
+    metric: Metric | None = None  # its own metric (a 2D map: Euclidean), else the comparison's
 
 
 def shared(spaces: list[Space]) -> tuple[np.ndarray, list[np.ndarray], dict[str, int]]:
@@ -104,8 +106,9 @@ def compare(spaces: list[Space], cutoffs: list[int], metric: Metric = "cosine") 
         raise ValueError(f"the spaces share {len(common)} items; the largest cutoff {top} needs more than that")
     lists = []
     for space, picked in zip(spaces, rows, strict=True):
-        log.info("neighbour lists of %s: %d items, n = %d, %s", space.name, len(common), top, metric)
-        lists.append(neighbour_lists(space.vectors[picked], top, metric))
+        own = space.metric or metric
+        log.info("neighbour lists of %s: %d items, n = %d, %s", space.name, len(common), top, own)
+        lists.append(neighbour_lists(space.vectors[picked], top, own))
     means: dict[str, list[list[float]]] = {}
     quartiles: dict[str, dict[str, list[float]]] = {}
     for n in cutoffs:
@@ -134,10 +137,9 @@ def load_space(spec: str, ids_file: str | None = None) -> Space:
 
     - an index folder: the served (fused) vectors of its artists;
     - `CATALOG_DIR#MODALITY`: a catalogue's input vectors of a vector modality, for the artists that have it;
-    - `FILE.npy`: rows are items, with `ids_file` (a CSV or text file whose first column is one id per row).
+    - `FILE.npy`: rows are items, with `ids_file` (a CSV or text file whose first column is one id per row);
+    - a map folder (`cmar map`): its 2D coordinates, compared by Euclidean distance whatever the metric.
     """
-    from pathlib import Path
-
     from core.errors import CmarError
 
     if "#" in spec:
@@ -168,12 +170,16 @@ def load_space(spec: str, ids_file: str | None = None) -> Space:
         if len(np.unique(ids)) != len(ids):
             raise CmarError(f"{ids_file}: ids repeat")
         return Space(spec, ids, vectors)
+    if (path / "map.parquet").is_file():
+        from evaluation.maps import read_map
+
+        return read_map(path)
     if (path / "manifest.json").is_file():
         from inference.index import load_index, vectors_of
 
         index = load_index(path)
         return Space(spec, np.array(index.artist_ids), vectors_of(index, np.arange(len(index))))
-    raise CmarError(f"{spec}: not an index folder, CATALOG_DIR#MODALITY or FILE.npy")
+    raise CmarError(f"{spec}: not an index folder, a map folder, CATALOG_DIR#MODALITY or FILE.npy")
 
 
 def summary(report: dict[str, object]) -> str:
@@ -196,3 +202,34 @@ def summary(report: dict[str, object]) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
         lines += [""]
     return "\n".join(lines)
+
+
+def heatmaps(report: dict[str, object], out_dir: Path) -> list[Path]:
+    """One heatmap of the mean S_n matrix per cutoff (the paper's Figure 2 layout): heatmap_S{n}.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = report["spaces"]
+    means = report["S"]
+    assert isinstance(names, list) and isinstance(means, dict)
+    written = []
+    size = 2.5 + 0.45 * len(names)
+    for n, matrix in means.items():
+        fig, ax = plt.subplots(figsize=(size + 1.2, size))
+        im = ax.imshow(np.array(matrix), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(names)), [str(x)[-28:] for x in names], rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), [str(x)[-28:] for x in names], fontsize=7)
+        if len(names) <= 12:
+            for i, row in enumerate(matrix):
+                for j, v in enumerate(row):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        fig.colorbar(im, ax=ax, label=f"S_{n}")
+        ax.set_title(f"NN-similarity S_{n} ({report['metric']})")
+        fig.tight_layout()
+        path = out_dir / f"heatmap_S{n}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,158 @@
+"""2D maps of a space that keep its neighbours, measured by NN-similarity (Tovstogan et al., SMC 2022).
+
+`cmar map SPACE --method M --seed S --out DIR` projects any space `cmar compare` reads to 2D
+and writes a map folder: `map.parquet` (id, x, y) and `manifest.json` (kind "map": the method,
+its parameters, the seed, the source space, and the map's preservation S_n of the source's
+neighbour lists at every cutoff, Euclidean in 2D against the source metric). Methods: PCA and
+a Gaussian random projection (scikit-learn), t-SNE (openTSNE), UMAP (umap-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import CmarError
+from core.files import atomic_folder
+from evaluation.nn_similarity import Metric, Space, neighbour_lists, overlap
+
+log = logging.getLogger(__name__)
+
+MAP_FILE = "map.parquet"
+METHODS = ("pca", "random", "tsne", "umap")
+DEFAULT_METHOD = "tsne"
+CUTOFFS = (5, 10, 100, 200)
+# Each method's parameters (cmar's defaults, chosen on the OLGA fused space: README, Maps).
+PARAMS: dict[str, dict[str, Any]] = {
+    "pca": {},
+    "random": {},
+    "tsne": {"perplexity": 10, "n_iter": 750},
+    "umap": {"n_neighbors": 15, "min_dist": 0.1},
+}
+
+
+def project(vectors: npt.ArrayLike, method: str, seed: int, metric: Metric = "cosine") -> npt.NDArray[np.float32]:
+    """(N, d) vectors -> (N, 2) coordinates by `method` (PARAMS), seeded; CmarError for an unknown method."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        y = PCA(n_components=2, random_state=seed).fit_transform(_for_metric(x, metric))
+    elif method == "random":
+        from sklearn.random_projection import GaussianRandomProjection
+
+        y = GaussianRandomProjection(n_components=2, random_state=seed).fit_transform(_for_metric(x, metric))
+    elif method == "tsne":
+        import openTSNE
+
+        params = PARAMS["tsne"]
+        y = np.asarray(
+            openTSNE.TSNE(
+                metric=metric,
+                perplexity=min(params["perplexity"], max(1, (len(x) - 1) // 3)),
+                n_iter=params["n_iter"],
+                random_state=seed,
+                n_jobs=2,
+            ).fit(x)
+        )
+    elif method == "umap":
+        with warnings.catch_warnings(record=True) as said:  # its notes (seeded: one thread; a graph in parts)
+            warnings.simplefilter("always")
+            import umap
+
+            y = umap.UMAP(
+                n_neighbors=min(PARAMS["umap"]["n_neighbors"], len(x) - 1),
+                min_dist=PARAMS["umap"]["min_dist"],
+                metric=metric,
+                random_state=seed,
+            ).fit_transform(x)
+        for note in said:
+            log.info("umap: %s", note.message)
+    else:
+        raise CmarError(f"unknown map method {method!r}; expected one of {', '.join(METHODS)}")
+    return np.asarray(y, dtype=np.float32)
+
+
+def _for_metric(x: npt.NDArray[np.float32], metric: Metric) -> npt.NDArray[np.float32]:
+    """Linear projections of a cosine space project the unit vectors."""
+    if metric == "cosine":
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def preservation(
+    source: npt.ArrayLike, coords: npt.ArrayLike, cutoffs: tuple[int, ...], metric: Metric
+) -> dict[str, float]:
+    """Mean S_n between the source's neighbour lists (its metric) and the map's (Euclidean in 2D), per cutoff."""
+    n = len(coords)  # type: ignore[arg-type]
+    usable = [c for c in cutoffs if c < n]
+    if not usable:
+        return {}
+    top = max(usable)
+    src = neighbour_lists(np.asarray(source), top, metric)
+    flat = neighbour_lists(np.asarray(coords), top, "euclidean")
+    return {str(c): round(float(overlap(src, flat, c).mean()), 4) for c in usable}
+
+
+def make_map(
+    space: Space, method: str, seed: int, out: Path, metric: Metric = "cosine", overwrite: bool = False
+) -> dict[str, Any]:
+    """Project a space, measure its preservation and write the map folder; the manifest as a dict."""
+    if method not in METHODS:
+        raise CmarError(f"unknown map method {method!r}; expected one of {', '.join(METHODS)}")
+    if len(space.ids) < 3:
+        raise CmarError(f"{space.name}: {len(space.ids)} items; a map needs at least 3")
+    started = time.perf_counter()
+    coords = project(space.vectors, method, seed, metric)
+    seconds = round(time.perf_counter() - started, 1)
+    kept = preservation(space.vectors, coords, CUTOFFS, metric)
+    manifest = {
+        "kind": "map",
+        "method": method,
+        "params": PARAMS[method],
+        "seed": seed,
+        "source": space.name,
+        "source_metric": metric,
+        "n_items": len(space.ids),
+        "preservation": kept,
+        "seconds": seconds,
+    }
+    with atomic_folder(Path(out), "map", overwrite) as tmp:
+        table = pa.table(
+            {
+                "id": pa.array(space.ids.astype(str).tolist(), pa.string()),
+                "x": pa.array(coords[:, 0], pa.float32()),
+                "y": pa.array(coords[:, 1], pa.float32()),
+            }
+        )
+        pq.write_table(table, tmp / MAP_FILE)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    log.info("%s map of %d items in %.1f s: S_n kept %s", method, len(space.ids), seconds, kept)
+    return manifest
+
+
+def read_map(folder: Path) -> Space:
+    """A map folder as a 2D space (its items' coordinates); CmarError if it is not one."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CmarError(f"{folder}: no readable manifest.json; not a map folder") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "map":
+        raise CmarError(f"{folder}: expected a map folder (manifest kind 'map')")
+    try:
+        table = pq.read_table(folder / MAP_FILE)
+        ids = np.asarray(table.column("id").to_pylist(), dtype=object).astype(str)
+        xy = np.column_stack([table.column("x").to_numpy(), table.column("y").to_numpy()]).astype(np.float32)
+    except (OSError, KeyError, pa.ArrowInvalid) as exc:
+        raise CmarError(f"{folder / MAP_FILE}: not a readable map ({exc})") from None
+    return Space(str(folder), ids, xy, metric="euclidean")
