@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from core.files import atomic_folder, sha256_file
 from core.modalities import MODALITIES, ModalityKind
 from core.names import MIN_TAG_WEIGHT, artist_id_problem, normalize_tag, tag_weight_problem
 from core.outputs import mark_folder
+
+log = logging.getLogger(__name__)
 
 ARTISTS_FILE = "artists.parquet"
 
@@ -157,9 +160,13 @@ def read_catalog(folder: Path) -> Catalog:
         if not path.is_file() or (path.stat().st_size == 0 and not path.is_symlink()):
             raise CmarError(f"{path}: not a regular Parquet file (a folder, a device, a pipe or empty?)")
         if modality.kind is ModalityKind.VECTOR:
-            catalog.modalities[modality.name] = _read_vector_table(path, index, n)
+            table: VectorTable | SetTable = _read_vector_table(path, index, n)
         else:
-            catalog.modalities[modality.name] = _read_set_table(path, folder / vocab_file(modality.name), index, n)
+            table = _read_set_table(path, folder / vocab_file(modality.name), index, n)
+        if not table.present.any():  # no artist has it: nothing to train or encode (a 0-wide table otherwise)
+            log.warning("%s: no rows; the %s modality is left out", path, modality.name)
+            continue
+        catalog.modalities[modality.name] = table
     tracks_path = folder / TRACKS_FILE
     if tracks_path.exists() or tracks_path.is_symlink():
         if not tracks_path.is_file():

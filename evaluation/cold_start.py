@@ -42,13 +42,16 @@ ABLATIONS = ("tag_top3", "all")  # also ranked without the popularity prior (`se
 
 
 def sample_queries(data: OlgaData, n: int, seed: int) -> npt.NDArray[np.int64]:
-    """A seeded sample of up to `n` artists with every modality and 1+ ground-truth neighbour (sorted rows)."""
+    """A seeded sample of up to `n` (at most half) of the artists with every modality and 1+ ground-truth neighbour.
+
+    Sorted rows.
+    """
     present = data.catalog.present()
     full = np.flatnonzero(present.all(axis=0))
     truth = EdgeTruth(data.edges, data.catalog.n_artists)
     eligible = full[truth.n_relevant(full, np.arange(data.catalog.n_artists)) > 0]
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
+    rng = np.random.default_rng(seed)  # at most half of them: the rest keep every modality in training
+    return np.sort(rng.choice(eligible, size=min(n, len(eligible) // 2), replace=False))
 
 
 def without(catalog: Catalog, rows: npt.ArrayLike) -> tuple[Catalog, npt.NDArray[np.int64]]:

@@ -149,3 +149,11 @@ def test_from_raw_refuses_too_many_tags_on_a_track(tmp_path: Path) -> None:
     code = main(["-q", "catalog", "from-raw", str(tmp_path / "cat"), "--artists", str(tmp_path / "artists.csv"),
                  "--tracks", str(tmp_path / "tracks.csv")])  # fmt: skip
     assert code != 0 and not (tmp_path / "cat").exists()
+
+
+def test_a_modality_table_without_rows_is_left_out_not_zero_wide(tmp_path: Path) -> None:
+    folder = _catalog(tmp_path, with_audio=True)
+    table = pq.read_table(folder / "cf.parquet")
+    pq.write_table(table.slice(0, 0), folder / "cf.parquet")  # the header, no artist
+    catalog = read_catalog(folder)
+    assert "cf" not in catalog.modalities and catalog.modalities["audio"].dim == 2
