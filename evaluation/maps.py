@@ -35,7 +35,7 @@ CUTOFFS = (5, 10, 100, 200)
 PARAMS: dict[str, dict[str, Any]] = {
     "pca": {},
     "random": {},
-    "tsne": {"perplexity": 10, "n_iter": 750},
+    "tsne": {"perplexity": 15, "n_iter": 500, "exact_neighbours_up_to": 20_000},
     "umap": {"n_neighbors": 15, "min_dist": 0.1},
 }
 
@@ -60,6 +60,7 @@ def project(vectors: npt.ArrayLike, method: str, seed: int, metric: Metric = "co
                 metric=metric,
                 perplexity=min(params["perplexity"], max(1, (len(x) - 1) // 3)),
                 n_iter=params["n_iter"],
+                neighbors="exact" if len(x) <= params["exact_neighbours_up_to"] else "auto",
                 random_state=seed,
                 n_jobs=2,
             ).fit(x)
