@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.io import write_catalog
-from catalog.tables import Catalog, TrackTable, VectorTable
+from catalog.tables import Catalog, TrackTable
 
 
 def synthetic_tracks(
@@ -32,7 +32,6 @@ def track_catalog(folder: Path, **kwargs: object) -> Path:
         names=np.array([f"Artist {i}" for i in range(n)], dtype=object),
         popularity=None,
     )
-    catalog.modalities["cf"] = VectorTable(present=np.zeros(n, dtype=bool), values=np.zeros((n, 2), np.float32))
     catalog.tracks = TrackTable(
         track_ids=np.array([f"t{i}" for i in range(len(labels))], dtype=object), rows=labels, vectors=audio, tags=tags
     )

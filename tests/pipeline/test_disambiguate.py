@@ -22,7 +22,6 @@ def _pooled_catalog(folder: Path) -> Path:
     n = 12
     catalog = Catalog(np.array([f"p{i}" for i in range(n)], dtype=object),
                       np.array([f"P {i}" for i in range(n)], dtype=object), None)  # fmt: skip
-    catalog.modalities["cf"] = VectorTable(np.zeros(n, dtype=bool), np.zeros((n, 2), np.float32))
     catalog.tracks = TrackTable(np.array([f"x{i}" for i in range(int(keep.sum()))], dtype=object), owners,
                                 audio[keep], [t for t, k in zip(tags, keep, strict=True) if k])  # fmt: skip
     write_catalog(folder, catalog)
@@ -50,9 +49,6 @@ def test_disambiguate_refuses_tracks_of_another_width(track_model: Path, tmp_pat
 
 
 def test_tracks_train_needs_tracks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    folder = track_catalog(tmp_path / "cat", n_artists=10, tracks=4)
-    (folder / "tracks.parquet").unlink()
-    (folder / "cf.parquet").unlink()
     n = 10
     catalog = Catalog(np.array([f"a{i}" for i in range(n)], dtype=object), np.array(["x"] * n, dtype=object), None)
     catalog.modalities["cf"] = VectorTable(np.ones(n, dtype=bool), np.eye(n, dtype=np.float32))
