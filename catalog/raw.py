@@ -140,14 +140,7 @@ def read_raw(
     table = reader.table(artists, "artists")
     if table.num_rows == 0:
         raise CmarError(f"{artists}: no artist rows below the header")
-    ids = strings(table, "artist_id")
-    for row, artist_id in enumerate(ids.tolist()):
-        problem = artist_id_problem(artist_id)
-        if problem is not None:
-            raise CmarError(f"{artists}: row {row + 2}: {problem}")
-    if len(set(ids.tolist())) != len(ids):
-        dup = next(a for a, c in Counter(ids.tolist()).items() if c > 1)
-        raise CmarError(f"{artists}: artist_id {dup!r} is on more than one row; ids must be unique")
+    ids = _unique_ids(artists, strings(table, "artist_id"), "artist_id")
     names = strings(table, "name")
     row_of = {a: i for i, a in enumerate(ids)}
     n = len(ids)
@@ -229,17 +222,23 @@ def read_raw(
     return RawCatalog(catalog, changes)
 
 
+def _unique_ids(path: Path, ids: np.ndarray, column: str) -> np.ndarray:
+    """`ids` if every one is addressable (`core.names.artist_id_problem`) and none repeats; CmarError naming the row."""
+    for row, value in enumerate(ids.tolist()):
+        problem = artist_id_problem(value)
+        if problem is not None:
+            what = problem if column == "artist_id" else f"{column}: {problem.replace('artist id', 'track id')}"
+            raise CmarError(f"{path}: row {row + 2}: {what}")
+    if len(set(ids.tolist())) != len(ids):
+        dup = next(a for a, c in Counter(ids.tolist()).items() if c > 1)
+        raise CmarError(f"{path}: {column} {dup!r} is on more than one row; ids must be unique")
+    return ids
+
+
 def _read_tracks(reader: _Reader, path: Path, row_of: dict[str, int]) -> TrackTable:
     """The tracks file as a track table: unknown artists dropped (counted), ids checked, features standardised."""
     t = reader.table(path, "tracks")
-    track_ids = strings(t, "track_id")
-    for row, track_id in enumerate(track_ids.tolist()):
-        problem = artist_id_problem(track_id)
-        if problem is not None:
-            raise CmarError(f"{path}: row {row + 2}: track_id: {problem.replace('artist id', 'track id')}")
-    if len(set(track_ids.tolist())) != len(track_ids):
-        dup = next(a for a, c in Counter(track_ids.tolist()).items() if c > 1)
-        raise CmarError(f"{path}: track_id {dup!r} is on more than one row; ids must be unique")
+    track_ids = _unique_ids(path, strings(t, "track_id"), "track_id")
     rows = reader.rows(path, "tracks", t, row_of)
     features = [c for c in t.column_names if c not in ("track_id", "artist_id", TRACK_TAGS_COLUMN)]
     if not features:
