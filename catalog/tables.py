@@ -126,6 +126,12 @@ class TrackTable:
     def __len__(self) -> int:
         return len(self.track_ids)
 
+    def moved(self, new_row: npt.NDArray[np.int64]) -> TrackTable:
+        """The tracks of the artists that stay, renumbered: `new_row[old row]` is an artist's new row, -1 if it goes."""
+        ok = new_row[self.rows] >= 0
+        tags = [t for t, k in zip(self.tags, ok, strict=True) if k] if self.tags is not None else None
+        return TrackTable(self.track_ids[ok], new_row[self.rows][ok], self.vectors[ok], tags)
+
     def by_artist(self) -> dict[int, npt.NDArray[np.int64]]:
         """Artist row -> the indices of its tracks, in table order."""
         order = np.argsort(self.rows, kind="stable")

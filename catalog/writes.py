@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.tables import Catalog, SetTable, TrackTable, VectorTable
+from catalog.tables import Catalog, SetTable, VectorTable
 from core.names import artist_id_problem, has_surrogates, normalize_tag, tag_weight_problem
 from core.store import WriteStore
 
@@ -86,10 +86,7 @@ def merge_writes(catalog: Catalog, writes: list[tuple[str, dict[str, Any] | None
         for j, artist in enumerate(new_ids, start=n_old):
             if artist in index:
                 new_row[index[artist]] = j
-        t = catalog.tracks
-        ok = new_row[t.rows] >= 0
-        tags = [x for x, k in zip(t.tags, ok, strict=True) if k] if t.tags is not None else None
-        merged.tracks = TrackTable(t.track_ids[ok], new_row[t.rows][ok], t.vectors[ok], tags)
+        merged.tracks = catalog.tracks.moved(new_row)
     return Merged(merged, added=len(new_ids) - replaced, replaced=replaced, removed=removed)
 
 

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from catalog.io import write_catalog
 from catalog.olga import OlgaData
-from catalog.tables import Catalog, SetTable, TrackTable, VectorTable
+from catalog.tables import Catalog, SetTable, VectorTable
 from evaluation.metrics import bootstrap_ci, ndcg_at_k
 from evaluation.retrieval import EdgeTruth
 from model_export.config import TrainConfig
@@ -57,6 +57,8 @@ def sample_queries(data: OlgaData, n: int, seed: int) -> npt.NDArray[np.int64]:
 def without(catalog: Catalog, rows: npt.ArrayLike) -> tuple[Catalog, npt.NDArray[np.int64]]:
     """The catalogue without the artists `rows`, and the kept rows (old row of each new row)."""
     keep = np.setdiff1d(np.arange(catalog.n_artists), np.asarray(rows, dtype=np.int64))
+    new_row = np.full(catalog.n_artists, -1, dtype=np.int64)
+    new_row[keep] = np.arange(len(keep))
     out = Catalog(
         artist_ids=catalog.artist_ids[keep],
         names=catalog.names[keep],
@@ -67,19 +69,12 @@ def without(catalog: Catalog, rows: npt.ArrayLike) -> tuple[Catalog, npt.NDArray
             out.modalities[name] = VectorTable(present=table.present[keep], values=table.values[keep])
         else:
             owners = np.repeat(np.arange(catalog.n_artists), np.diff(table.indptr))
-            new_row = np.full(catalog.n_artists, -1)
-            new_row[keep] = np.arange(len(keep))
             ok = new_row[owners] >= 0
             out.modalities[name] = SetTable.from_rows(
                 table.vocab, table.vocab_vectors, len(keep), new_row[owners][ok], table.items[ok], table.weights[ok]
             )
     if catalog.tracks is not None:  # not in OLGA; kept for completeness
-        t = catalog.tracks
-        new_row = np.full(catalog.n_artists, -1)
-        new_row[keep] = np.arange(len(keep))
-        ok = new_row[t.rows] >= 0
-        tags = [x for x, k in zip(t.tags, ok, strict=True) if k] if t.tags is not None else None
-        out.tracks = TrackTable(t.track_ids[ok], new_row[t.rows][ok], t.vectors[ok], tags)
+        out.tracks = catalog.tracks.moved(new_row)
     return out, keep
 
 
@@ -129,7 +124,7 @@ def run_cold_start(
 
     catalog = data.catalog
     queries = sample_queries(data, n_queries, config.seed)
-    reduced, kept = without(catalog, queries)
+    reduced, _ = without(catalog, queries)
     work = Workdir(out_dir)
     write_catalog(work.catalog, reduced, overwrite=True)
     build_artifacts(work.catalog, work, config, progress=progress, overwrite=True)
@@ -168,7 +163,6 @@ def run_cold_start(
         "inputs": results,
         "ratio_to_all_inputs": ratio,
         "training": "the query artists are left out of training and of the index",
-        "kept_rows": len(kept),
     }
 
 

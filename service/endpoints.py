@@ -319,7 +319,6 @@ async def track_clusters(call: Call) -> bytes:
             raise unprocessable(
                 ["body", "tracks", i, "id"], f"track id {track.id!r} is given twice (first at {first[track.id]})"
             )
-    for i, track in enumerate(query.tracks):
         if len(track.audio) != model.input_dim:
             raise unprocessable(
                 ["body", "tracks", i, "audio"],

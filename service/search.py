@@ -83,13 +83,13 @@ def search_many(
     q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(ks), -1)
     excludes = excludes or [None] * len(ks)
     priors = priors or [0.0] * len(ks)
-    pool = max([max(5 * k, PRIOR_POOL) for k, w in zip(ks, priors, strict=True) if w > 0], default=0)
-    wanted = min(len(artifacts.index), max(max(ks, default=0), pool) + len(overlay.hidden) + 1 + RESCORE_MARGIN)
-    _, candidates = artifacts.index.search(q, wanted)
+    extra = len(overlay.hidden) + 1 + RESCORE_MARGIN
+    # What each query alone would fetch; it ranks only those, so its answer does not depend on the batch.
+    fetch = [(max(5 * k, PRIOR_POOL) if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
+    _, candidates = artifacts.index.search(q, min(len(artifacts.index), max(fetch, default=extra)))
     answers = []
     for b, (k, exclude, weight) in enumerate(zip(ks, excludes, priors, strict=True)):
-        own = max(5 * k, PRIOR_POOL) if weight > 0 else k  # what this query alone would fetch: batch-invariant
-        found = candidates[b][candidates[b] >= 0][: own + len(overlay.hidden) + 1 + RESCORE_MARGIN]
+        found = candidates[b][candidates[b] >= 0][: fetch[b]]
         rows = np.sort(found)  # by row, so that ties rank by row
         if overlay.hidden:
             rows = rows[~np.isin(rows, overlay.hidden_rows)]
