@@ -22,7 +22,7 @@ RUN pip install -c constraints.txt -e '.[serve]'
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-CMD ["cmar", "serve", "--model", "/data/model", "--index", "/data/index", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["cmar", "serve", "--model", "/data/model", "--index", "/data/index", "--map", "/data/map", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS builder
 # torch from the PyTorch CPU wheel index: the default index would pull the multi-GB CUDA build.

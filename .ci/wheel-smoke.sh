@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: what ships is what is tested. Build the wheel (not the editable checkout), install it into a
 # fresh environment with the serving extra, check it holds every package of the source tree, run
-# the command line's help, and answer one request from a demo served by the installed wheel.
+# the command line's help, and answer requests (similar, explained, the map, the web page) from a demo
+# served by the installed wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -35,7 +36,8 @@ echo "wheel: cmar --help, bench --help, check --help, check faults --help, serve
 # A demo built by the checkout's environment (it has torch), served by the wheel's (it has not).
 "$OLDPWD/.venv/bin/cmar" -q run --workdir "$work/demo" --no-serve --epochs 1
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-CMAR_LOG_LEVEL=warning "$work/venv/bin/cmar" -q serve --model "$work/demo/model" --index "$work/demo/index" --port "$port" &
+CMAR_LOG_LEVEL=warning "$work/venv/bin/cmar" -q serve --model "$work/demo/model" --index "$work/demo/index" \
+    --map "$work/demo/map" --port "$port" &
 server=$!
 python3 - "$port" <<'PY'
 import json, sys, time, urllib.request
@@ -51,5 +53,13 @@ else:
 body = json.load(urllib.request.urlopen(f"{base}/artists/a0000001/similar?k=3", timeout=10))
 assert len(body["results"]) == 3, body
 print("wheel: served", body["artist_id"], "->", [r["artist_id"] for r in body["results"]], f"of {ready['n_artists']} artists")
+for page in ("/ui/", "/ui/static/app.js", "/ui/static/app.css"):  # the web page's assets ship in the wheel
+    with urllib.request.urlopen(base + page, timeout=10) as r:
+        assert r.status == 200 and len(r.read()) > 500, page
+explained = json.load(urllib.request.urlopen(f"{base}/artists/a0000001/similar?k=1&explain=true", timeout=10))
+assert explained["results"][0]["explanation"]["pairs"], explained
+points = json.load(urllib.request.urlopen(f"{base}/map?limit=1", timeout=10))
+assert points["total"] == ready["n_artists"], points
+print("wheel: the web page, an explanation and the map: ok")
 PY
 echo "wheel: smoke test passed"

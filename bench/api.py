@@ -158,7 +158,8 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
     The stages are the functions the endpoints call (`service.endpoints`): for POST /similar,
     parsing and validating the body, the vocabulary look-ups, the encoders and fusion and the
     index search (alone, and per query in a batch of 16, as `service.batching` runs them),
-    serialisation; for GET similar, a precomputed slice or a search. Then whole requests
+    serialisation; for GET similar, a precomputed slice or a search. Then whole requests (GET
+    similar also with explanations, with filters and in the dissimilar order)
     through the app without a server or network, beside the neutral ceiling's bare app, so
     that `asgi.front` is what the front layer and the endpoint's dispatch cost per request.
     """
@@ -207,6 +208,11 @@ def profile(settings: Settings, catalog_dir: Path, calls: int = 200) -> dict[str
     stages["asgi.front"] = stages["asgi.healthz"] - stages["asgi.bare"]
     stages["asgi.get_similar_k10"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=10", b"", calls)
     stages["asgi.get_similar_k1000_search"] = _asgi_us(app, "GET", f"/artists/{artist}/similar", b"k=1000", b"", calls)
+    similar_path = f"/artists/{artist}/similar"
+    stages["asgi.get_similar_k10_explain"] = _asgi_us(app, "GET", similar_path, b"k=10&explain=true", b"", calls)
+    filtered = b"k=10&min_popularity=100&modalities=cf"  # the whole ranking, filtered (`service.ranking`)
+    stages["asgi.get_similar_k10_filtered"] = _asgi_us(app, "GET", similar_path, filtered, b"", calls)
+    stages["asgi.get_similar_k10_dissimilar"] = _asgi_us(app, "GET", similar_path, b"k=10&order=dissimilar", b"", calls)
     stages["asgi.post_similar_k10"] = _asgi_us(app, "POST", "/similar", b"", body, calls)
     stages[f"asgi.post_similar_k10_together{n}"] = _asgi_us(
         app, "POST", "/similar", b"", body, max(calls // n, 10), together=n

@@ -193,3 +193,21 @@ def check_load(out: Path, duration_s: float = 60.0, concurrency: int = 64, epoch
     if any(problems):
         raise CmarError("load check failed: " + "; ".join(p for p in problems if p) + f" (see {out / 'load.json'})")
     return result
+
+
+def check_ui(out: Path, url: str | None = None, query: str = "artist", epochs: int | None = None) -> dict[str, Any]:
+    """The web page in headless Chromium (`bench.ui_check`), against `url` or a demo served with its map.
+
+    Writes ui.json, ui.md and the screenshots in `out`; raises CmarError naming the step that failed.
+    """
+    from bench.ui_check import find_chromium, run_scenario
+
+    chromium = find_chromium()  # before a minute of training
+    if url is not None:
+        return run_scenario(url.rstrip("/"), out, query, chromium)
+    work = out / "work-ui"
+    _, model, index = _demo(work, 0, epochs)
+    jobs.run_cmar(["map", str(index), "--out", str(work / "map"), "--overwrite"], work)
+    env = {**_env(work), "CMAR_MAP_DIR": str(work / "map")}
+    with server.start(model, index, work / "server.log", env) as running:
+        return run_scenario(f"http://{server.HOST}:{running.port}", out, query, chromium)

@@ -200,6 +200,7 @@ def serve(
     port: int | None,
     server: str | None = None,
     track_model_dir: Path | None = None,
+    map_dir: Path | None = None,
 ) -> None:
     """Verify the artifacts, then run the API (uvicorn, or CMAR_SERVER's server) until interrupted."""
     from core.logs import use_safe_text_logs
@@ -207,7 +208,7 @@ def serve(
     from service.app import create_app
     from service.observe import use_json_logs
     from service.server import run
-    from service.settings import load_settings, load_track_model, writes_db
+    from service.settings import load_map, load_settings, load_track_model, writes_db
     from service.writes import load_served
 
     overrides = {
@@ -217,6 +218,7 @@ def serve(
         "port": port,
         "server": server,
         "track_model_dir": track_model_dir,
+        "map_dir": map_dir,
     }
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.log_format == "json":
@@ -226,19 +228,20 @@ def serve(
     artifacts = load_served(settings)  # refuse to start, with one line, if nothing verifies
     store = WriteStore(writes_db(settings))  # likewise for a write database that cannot be opened
     tracks = load_track_model(settings)  # and for a track model that does not verify
+    served_map = load_map(settings)  # and for a map folder that does not read
     bound = _free_port(settings.host, settings.port)
     log.info(
         "API on http://%s:%d (docs at http://%s:%d/docs), served by %s",
         settings.host, bound, settings.host, bound, settings.server,
     )  # fmt: skip
-    run(create_app(settings, artifacts, store, tracks), settings, bound)
+    run(create_app(settings, artifacts, store, tracks, served_map), settings, bound)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Serve the API."""
     if args.port is not None and not 0 <= args.port <= 65535:
         raise CmarError("--port must be between 0 and 65535")
-    serve(args.model, args.index, args.host, args.port, args.server, args.track_model)
+    serve(args.model, args.index, args.host, args.port, args.server, args.track_model, args.map)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -262,8 +265,24 @@ def cmd_run(args: argparse.Namespace) -> None:
         log.info("artifacts in %s verify and match the catalogue; skipping the build", work.root)
     else:
         build_artifacts(catalog, work, _train_config(args), progress=_progress(), overwrite=args.overwrite)
+        demo_map(work.index, work.root / "map", args.overwrite)
+    if not (work.root / "map" / "manifest.json").is_file():  # a workdir from before maps
+        demo_map(work.index, work.root / "map", args.overwrite)
     if not args.no_serve:
-        serve(work.model, work.index, args.host, args.port)
+        serve(work.model, work.index, args.host, args.port, map_dir=work.root / "map")
+
+
+def demo_map(index_dir: Path, out: Path, overwrite: bool = False) -> None:
+    """The main job's map of its index, for GET /map and the web page: the default t-SNE when
+    openTSNE is installed (the `train` extra has it), PCA otherwise."""
+    import importlib.util
+
+    from evaluation.maps import DEFAULT_METHOD, make_map
+    from evaluation.nn_similarity import load_space
+
+    method = DEFAULT_METHOD if importlib.util.find_spec("openTSNE") else "pca"
+    manifest = make_map(load_space(str(index_dir)), method, 0, out, overwrite=overwrite)
+    log.info("map of the index (%s) in %s: S_10 kept %s", method, out, manifest["preservation"].get("10"))
 
 
 def cmd_evaluate_synthetic(args: argparse.Namespace) -> None:
@@ -470,6 +489,20 @@ def cmd_map(args: argparse.Namespace) -> None:
     space = load_space(args.space, args.ids)
     manifest = make_map(space, args.method, args.seed, args.out, args.metric, overwrite=args.overwrite)
     log.info("map written to %s: S_10 kept %s", args.out, manifest["preservation"].get("10"))
+
+
+def cmd_check_ui(args: argparse.Namespace) -> None:
+    """Drive the web page in headless Chromium and save screenshots."""
+    from bench.checks import check_ui
+
+    if args.url is not None and not args.url.startswith(("http://", "https://")):
+        raise CmarError(f"--url must start with http:// or https://, got {args.url!r}")
+    report_folder(args)
+    report = check_ui(args.out, args.url, args.query, args.epochs)
+    log.info(
+        "web page: %d steps passed, %d requests, none off the host; screenshots in %s",
+        len(report["steps"]), report["requests"], args.out,
+    )  # fmt: skip
 
 
 def cmd_check_containers(args: argparse.Namespace) -> None:

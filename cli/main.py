@@ -24,6 +24,7 @@ from cli.commands import (
     cmd_check_faults,
     cmd_check_load,
     cmd_check_schema,
+    cmd_check_ui,
     cmd_compare,
     cmd_disambiguate,
     cmd_evaluate_disambiguation,
@@ -265,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--track-model", type=Path, help="track model folder for POST /tracks/clusters (default $CMAR_TRACK_MODEL_DIR)"
     )
+    p.add_argument(
+        "--map", type=Path, help="map folder (cmar map) for GET /map and the web page's map (default $CMAR_MAP_DIR)"
+    )
     p.add_argument("--host", help="address (default $CMAR_HOST or 127.0.0.1)")
     p.add_argument("--port", type=PORT, help=f"port (default $CMAR_PORT or {DEFAULT_PORT}; 0 = any free port)")
     p.add_argument(
@@ -427,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs of the demo model")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_check_faults)
+    p = chk_sub.add_parser(
+        "ui", help="the web page in headless Chromium: search, an artist, the map, a cold start; screenshots"
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (ui.json, ui.md, screenshots)")
+    p.add_argument("--url", help="a running service to check (default: serve a demo with its map)")
+    p.add_argument("--query", default="artist", help="the name to search for (default 'artist', the demo's names)")
+    p.add_argument("--epochs", type=int, help="training epochs of the demo model")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_check_ui)
     p = chk_sub.add_parser(
         "containers", help="build the images, compose up with podman, query, restart, tear down: a report"
     )

@@ -39,3 +39,10 @@ INDEX_ARTISTS_FILE = "artists.parquet"  # artist_id, name, modalities, in index 
 NEIGHBOURS_FILE = "neighbours.npy"  # (N, K) int32: each artist's K most similar rows, precomputed
 NEIGHBOUR_SCORES_FILE = "neighbour_scores.npy"  # (N, K) float32: their cosines
 TAG_COUNTS_FILE = "tag_counts.json"  # set modality -> {item name: indexed artists carrying it}
+# For explanations (`service.explain`): each artist's own modality embeddings and its tags.
+MODALITY_EMBEDDINGS_FILE = "modality_embeddings.npz"  # modality -> (N, D) float16 unit embeddings, 0 = absent
+ARTIST_ITEMS_FILE = "artist_items.parquet"  # per set modality: {name}_items list<string>, {name}_weights list<float>
+
+# Map folder (written by `cmar map`).
+MAP_FILE = "map.parquet"  # id, x, y: one row per item of the source space
+MAP_MANIFEST_FILE = "manifest.json"  # kind "map": method, params, seed, source, preservation

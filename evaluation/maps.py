@@ -21,13 +21,14 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.artifacts import MAP_FILE, MAP_MANIFEST_FILE
 from core.errors import CmarError
 from core.files import atomic_folder
 from evaluation.nn_similarity import Metric, Space, neighbour_lists, overlap
+from inference.maps import read_map_folder
 
 log = logging.getLogger(__name__)
 
-MAP_FILE = "map.parquet"
 METHODS = ("pca", "random", "tsne", "umap")
 DEFAULT_METHOD = "tsne"
 CUTOFFS = (5, 10, 100, 200)
@@ -136,24 +137,12 @@ def make_map(
             }
         )
         pq.write_table(table, tmp / MAP_FILE)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (tmp / MAP_MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     log.info("%s map of %d items in %.1f s: S_n kept %s", method, len(space.ids), seconds, kept)
     return manifest
 
 
 def read_map(folder: Path) -> Space:
     """A map folder as a 2D space (its items' coordinates); CmarError if it is not one."""
-    folder = Path(folder)
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise CmarError(f"{folder}: no readable manifest.json; not a map folder") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != "map":
-        raise CmarError(f"{folder}: expected a map folder (manifest kind 'map')")
-    try:
-        table = pq.read_table(folder / MAP_FILE)
-        ids = np.asarray(table.column("id").to_pylist(), dtype=object).astype(str)
-        xy = np.column_stack([table.column("x").to_numpy(), table.column("y").to_numpy()]).astype(np.float32)
-    except (OSError, KeyError, pa.ArrowInvalid) as exc:
-        raise CmarError(f"{folder / MAP_FILE}: not a readable map ({exc})") from None
-    return Space(str(folder), ids, xy, metric="euclidean")
+    found = read_map_folder(folder)
+    return Space(str(folder), found.ids, found.xy, metric="euclidean")

@@ -16,7 +16,15 @@ from tqdm import tqdm
 
 from catalog.io import catalog_fingerprint, read_catalog
 from catalog.tables import Catalog, SetTable, VectorTable
-from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE, TAG_COUNTS_FILE
+from core.artifacts import (
+    ARTIST_ITEMS_FILE,
+    INDEX_ARTISTS_FILE,
+    INDEX_FILE,
+    MODALITY_EMBEDDINGS_FILE,
+    NEIGHBOUR_SCORES_FILE,
+    NEIGHBOURS_FILE,
+    TAG_COUNTS_FILE,
+)
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
@@ -116,17 +124,44 @@ def encode_modalities(
 
 def encode_catalog(
     catalog: Catalog, model: OnnxModel, rows: np.ndarray, names: list[str], batch_size: int, progress: bool
-) -> FloatArray:
-    """Fused unit vectors (len(rows), D) of the given artists, encoded with ONNX Runtime in batches."""
+) -> tuple[FloatArray, np.ndarray]:
+    """Fused unit vectors (len(rows), D) of the given artists, encoded with ONNX Runtime in batches,
+    and each modality's own embeddings (M, len(rows), D) in float16, zero where absent (for explanations)."""
     out = np.zeros((rows.size, model.dim), dtype=np.float32)
+    parts = np.zeros((len(names), rows.size, model.dim), dtype=np.float16)
     bar = tqdm(total=rows.size, desc="encode", unit="artist", disable=not progress)
     for begin in range(0, rows.size, batch_size):
         batch = rows[begin : begin + batch_size]
         stack, present = encode_modalities(catalog, model, batch, names)
         out[begin : begin + batch.size] = model.fuse(stack, present, names)
+        parts[:, begin : begin + batch.size] = stack
         bar.update(batch.size)
     bar.close()
-    return out
+    return out, parts
+
+
+def artist_items(catalog: Catalog, rows: np.ndarray, names: list[str], max_items: int) -> pa.Table:
+    """Each indexed artist's items of every set modality, heaviest first, as its encoder took them.
+
+    Columns `{name}_items` (list of strings) and `{name}_weights` (list of floats), one row per
+    artist of `rows`; at most `max_items` each (the model's `max_tags`).
+    """
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        table = catalog.modalities[name]
+        if not isinstance(table, SetTable):
+            continue
+        starts = table.indptr[rows]
+        lengths = np.minimum(table.indptr[rows + 1] - starts, max_items)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        vocab = pa.array(table.vocab, pa.string())
+        items = pa.DictionaryArray.from_arrays(pa.array(table.items[positions], pa.int32()), vocab)
+        columns[f"{name}_items"] = pa.ListArray.from_arrays(pa.array(offsets), items.cast(pa.string()))
+        columns[f"{name}_weights"] = pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(table.weights[positions], pa.float32())
+        )
+    return pa.table(columns) if columns else pa.table({"none": pa.nulls(rows.size, pa.bool_())})
 
 
 @dataclass
@@ -263,7 +298,7 @@ def build_index(
         raise CmarError("no artist has a modality the model knows; nothing to index")
 
     t0 = time.perf_counter()
-    vectors = encode_catalog(catalog, model, rows, names, batch_size, progress)
+    vectors, parts = encode_catalog(catalog, model, rows, names, batch_size, progress)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     built = index_vectors(vectors, hub_k, hub_beta, neighbours_k, exact_limit, progress)
@@ -290,6 +325,8 @@ def build_index(
         pq.write_table(pa.table(table), tmp / INDEX_ARTISTS_FILE)
         (tmp / UNINDEXED_FILE).write_text(json.dumps(unindexed))
         (tmp / TAG_COUNTS_FILE).write_text(json.dumps(tag_counts(catalog, rows, names)))
+        np.savez(tmp / MODALITY_EMBEDDINGS_FILE, **{name: parts[m] for m, name in enumerate(names)})
+        pq.write_table(artist_items(catalog, rows, names, model.manifest.max_tags), tmp / ARTIST_ITEMS_FILE)
         manifest = write_manifest(
             tmp,
             IndexManifest(

@@ -13,10 +13,44 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.artifacts import INDEX_ARTISTS_FILE, INDEX_FILE, NEIGHBOUR_SCORES_FILE, NEIGHBOURS_FILE, TAG_COUNTS_FILE
+from core.artifacts import (
+    ARTIST_ITEMS_FILE,
+    INDEX_ARTISTS_FILE,
+    INDEX_FILE,
+    MODALITY_EMBEDDINGS_FILE,
+    NEIGHBOUR_SCORES_FILE,
+    NEIGHBOURS_FILE,
+    TAG_COUNTS_FILE,
+)
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
+from core.modalities import MODALITY_NAMES
 from core.vectors import as_queries
+
+
+@dataclass
+class ItemLists:
+    """Each artist's items of one set modality (CSR): artist r owns codes[offsets[r]:offsets[r+1]], heaviest first."""
+
+    vocab: list[str]  # names of the codes
+    offsets: np.ndarray  # (N + 1,) int64
+    codes: np.ndarray  # (nnz,) int32 indices into vocab
+    weights: np.ndarray  # (nnz,) float32 raw weights
+
+    def of(self, row: int) -> dict[str, float]:
+        """Artist `row`'s items and their weights, heaviest first."""
+        span = slice(int(self.offsets[row]), int(self.offsets[row + 1]))
+        return {
+            self.vocab[c]: float(w) for c, w in zip(self.codes[span].tolist(), self.weights[span].tolist(), strict=True)
+        }
+
+
+@dataclass
+class ArtistDetails:
+    """What explanations read of the indexed artists: their own modality embeddings and their items."""
+
+    embeddings: dict[str, np.ndarray]  # modality -> (N, D) float16 unit embeddings, zero rows where absent
+    items: dict[str, ItemLists]  # set modality -> its item lists
 
 
 @dataclass
@@ -35,6 +69,7 @@ class LoadedIndex:
     columns: np.ndarray | None = None  # (stored dim, N) an exact index's vectors, contiguous by dimension
     popularity: np.ndarray | None = None  # (N,) the catalogue's popularity of each artist, when it gave one
     tag_counts: dict[str, dict[str, int]] | None = None  # set modality -> item -> artists with it (None: older)
+    details: ArtistDetails | None = None  # for explanations (None: an index built before they were written)
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -60,6 +95,18 @@ class LoadedIndex:
         logs = np.log1p(np.maximum(self.popularity.astype(np.float64), 0))
         spread = logs.std()
         return ((logs - logs.mean()) / spread if spread > 0 else logs * 0).astype(np.float32)
+
+    @functools.cached_property
+    def unit_vectors(self) -> np.ndarray:
+        """(N, D) every artist's unit vector, without the stored hub penalty (a view for an exact index)."""
+        if self.columns is not None:
+            return self.columns[: self.manifest.embedding_dim].T
+        return vectors_of(self, np.arange(len(self)))
+
+    @functools.cached_property
+    def modality_bits(self) -> np.ndarray:
+        """(N,) int64: bit m set when the artist is indexed with modality m of `core.modalities.MODALITY_NAMES`."""
+        return np.array([modality_mask(m) for m in self.modalities], dtype=np.int64)
 
     @property
     def hub_beta(self) -> float:
@@ -114,6 +161,11 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         best = reach[np.argsort(-scores[b, reach], kind="stable")[:k]]
         columns[b], values[b] = best, scores[b, best]
     return values, columns
+
+
+def modality_mask(names: list[str] | tuple[str, ...]) -> int:
+    """The bits of modalities (bit m = `MODALITY_NAMES[m]`); unknown names set no bit."""
+    return sum(1 << MODALITY_NAMES.index(n) for n in set(names) if n in MODALITY_NAMES)
 
 
 def _file(files: dict[str, bytes], folder: Path, name: str) -> bytes:
@@ -179,6 +231,7 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
         neighbour_scores=neighbour_scores,
         columns=_columns(index),
         tag_counts=_tag_counts(files, folder),
+        details=_details(files, folder, index.ntotal, manifest.embedding_dim),
         popularity=(
             table.column("popularity").to_numpy().astype(np.float32) if "popularity" in table.column_names else None
         ),
@@ -196,6 +249,38 @@ def _tag_counts(files: dict[str, bytes], folder: Path) -> dict[str, dict[str, in
     except (ValueError, AttributeError) as exc:
         raise CmarError(f"{folder / TAG_COUNTS_FILE}: not readable ({exc})") from None
     return {str(m): {str(t): int(c) for t, c in v.items()} for m, v in counts.items()}
+
+
+def _details(files: dict[str, bytes], folder: Path, n: int, dim: int) -> ArtistDetails | None:
+    """The artists' modality embeddings and item lists (None for an index built before they were written)."""
+    if MODALITY_EMBEDDINGS_FILE not in files or ARTIST_ITEMS_FILE not in files:
+        return None
+    try:
+        with np.load(io.BytesIO(files[MODALITY_EMBEDDINGS_FILE]), allow_pickle=False) as data:
+            embeddings = {name: data[name] for name in data.files}
+        table = pq.read_table(pa.BufferReader(files[ARTIST_ITEMS_FILE]))
+    except (ValueError, OSError, pa.ArrowInvalid) as exc:
+        raise CmarError(f"{folder}: the artists' explanation data does not load ({exc})") from None
+    for name, array in embeddings.items():
+        if array.shape != (n, dim):
+            raise CmarError(f"{folder / MODALITY_EMBEDDINGS_FILE}: {name} has shape {array.shape}, expected {(n, dim)}")
+    items: dict[str, ItemLists] = {}
+    for column in table.column_names:
+        if not column.endswith("_items"):
+            continue
+        name = column.removesuffix("_items")
+        lists = table.column(column).combine_chunks()
+        weights = table.column(f"{name}_weights").combine_chunks()
+        if len(lists) != n:
+            raise CmarError(f"{folder / ARTIST_ITEMS_FILE}: {len(lists)} rows for {n} artists")
+        encoded = lists.flatten().dictionary_encode()
+        items[name] = ItemLists(
+            vocab=encoded.dictionary.to_pylist(),
+            offsets=lists.offsets.to_numpy().astype(np.int64),
+            codes=encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+            weights=weights.flatten().to_numpy(zero_copy_only=False).astype(np.float32),
+        )
+    return ArtistDetails(embeddings, items)
 
 
 def _columns(index: faiss.Index) -> np.ndarray | None:

@@ -52,7 +52,7 @@ class Workdir:
         catalogue other than the demo is there (pass it with --catalog instead).
         """
         claim_output(self.root, "workdir", overwrite)
-        for stage, kind in (("checkpoint", "checkpoint"), ("model", "model"), ("index", "index")):
+        for stage, kind in (("checkpoint", "checkpoint"), ("model", "model"), ("index", "index"), ("map", "map")):
             claim_output(self.root / stage, kind, overwrite)
         if demo_catalog:
             claim_output(self.catalog, "catalog", overwrite)

@@ -19,17 +19,18 @@ from starlette.types import Receive, Scope, Send
 
 from core.store import WriteStore
 from inference.tracks import TrackModel
-from service import docs
+from service import docs, web
 from service.artifacts import Artifacts
 from service.auth import read_access
 from service.endpoints import endpoints
 from service.front import Front
+from service.maps import ServedMap
 from service.observe import Metrics
 from service.queries import validation_errors
 from service.routes import documented
 from service.routes import router as read_router
 from service.schemas import ERROR_RESPONSES
-from service.settings import Settings, get_settings, load_track_model, writes_db
+from service.settings import Settings, get_settings, load_map, load_track_model, writes_db
 from service.state import Live, Serving
 from service.writes import load_served, replay
 from service.writes import router as writes_router
@@ -73,9 +74,10 @@ def create_app(
     artifacts: Artifacts | None = None,
     store: WriteStore | None = None,
     tracks: TrackModel | None = None,
+    served_map: ServedMap | None = None,
 ) -> CmarApp:
-    """Build the app; artifacts, the write store and the track model (if set) are opened in the lifespan
-    unless given (by `cmar serve`)."""
+    """Build the app; artifacts, the write store, the track model and the map (if set) are opened in the
+    lifespan unless given (by `cmar serve`)."""
     settings = settings or get_settings()
     serving = Serving(settings=settings, metrics=Metrics())
 
@@ -86,6 +88,7 @@ def create_app(
         _, skipped = replay(loaded, writes)
         serving.live = Live(writes, skipped=skipped)
         serving.tracks = tracks or load_track_model(settings)
+        serving.map = served_map or load_map(settings)
         serving.artifacts = loaded
         serving.metrics.serving(loaded)
         yield
@@ -103,6 +106,7 @@ def create_app(
         redoc_url=None,
     )
     docs.mount(app)
+    web.mount(app)
     app.state.serving = serving
     app.router.redirect_slashes = False  # a trailing slash is a 404, not a redirect to the client's Host header
     app.include_router(read_router)

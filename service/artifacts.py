@@ -120,6 +120,14 @@ class Artifacts:
         computes attention over a batch of one by another kernel, and padding to another length
         can change the last bit); fusion is batch-invariant (`core.fusion.Fusion.fuse`).
         """
+        stack, present = self.encode_modalities(queries)
+        return self.model.fuse(stack, present, list(self.model.sessions), batch_invariant=True)
+
+    def encode_modalities(
+        self, queries: list[tuple[dict[str, FloatArray], dict[str, tuple[FloatArray, np.ndarray]]]]
+    ) -> tuple[FloatArray, np.ndarray]:
+        """Each query's own unit embedding per modality, before fusion: (M, B, D), zero where not
+        given, and (M, B) presence; modalities in the order of `model.sessions`."""
         model = self.model
         names = list(model.sessions)
         stack = np.zeros((len(names), len(queries), model.dim), dtype=np.float32)  # (M, B, D)
@@ -133,7 +141,7 @@ class Artifacts:
             else:
                 self._encode_sets(name, [queries[b][1][name] for b in cols], stack[m], cols)
             present[m, cols] = True
-        return model.fuse(stack, present, names, batch_invariant=True)
+        return stack, present
 
     def _encode_sets(
         self, name: str, sets: list[tuple[FloatArray, np.ndarray]], out: FloatArray, cols: list[int]

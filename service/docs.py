@@ -62,7 +62,8 @@ def mount(app: FastAPI) -> None:
 def examples(artifacts: Artifacts | None, reads_closed: bool) -> dict[tuple[str, str], dict[str, Any]]:
     """Request body examples that the served model answers: (method, path) -> body.
 
-    Three of the model's most carried tags (any three without counts), k=5; none before the
+    Three of the model's most carried tags (any three without counts), k=5, the first two
+    indexed artists for the batch of similar lists; none before the
     artifacts are loaded, and none when reads need the key (the model's tags are data).
     """
     if artifacts is None or reads_closed:
@@ -72,6 +73,8 @@ def examples(artifacts: Artifacts | None, reads_closed: bool) -> dict[tuple[str,
         return {}
     return {
         ("post", "/similar"): {"tag": tags, "k": 5},
+        ("post", "/similar/batch"): {"queries": [{"tag": tags[:1], "k": 5}, {"tag": tags, "k": 5, "explain": True}]},
+        ("post", "/artists/similar"): {"artist_ids": artifacts.index.artist_ids[:2], "k": 5, "min_popularity": 0},
         ("put", "/artists/{artist_id}"): {"name": "A new artist", "tag": tags},
     }
 

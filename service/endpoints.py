@@ -12,6 +12,7 @@ readiness, metrics, the OpenAPI document); `service.routes` documents these in t
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -29,12 +30,37 @@ from core.names import normalize_tag
 from inference.tracks import Clustering, TrackInputError, ward_clusters
 from service.artifacts import Artifacts
 from service.auth import check_read
+from service.batching import answer_batch
+from service.explain import Side, explained_results, side_of
 from service.live import Overlay
 from service.names import search_key
-from service.queries import query_inputs, unprocessable, validation_errors
+from service.queries import (
+    QueryInputs,
+    encode_checked,
+    own_embeddings,
+    query_inputs,
+    unprocessable,
+    validation_errors,
+)
+from service.ranking import ranked_page
 from service.responses import cold_start_body, similar_body
-from service.schemas import SimilarQuery, TrackClustersQuery
-from service.search import find_by_name, hits_json, quick_similar_json, searched_json
+from service.schemas import (
+    SIMILAR_OPTIONS,
+    ColdStartBatch,
+    SimilarBatch,
+    SimilarOptions,
+    SimilarQuery,
+    TrackClustersQuery,
+)
+from service.search import (
+    find_by_name,
+    hits_json,
+    prior_weight,
+    quick_similar_json,
+    search_many,
+    searched_json,
+    similar_json,
+)
 from service.settings import MAX_K
 from service.state import Serving
 
@@ -133,24 +159,52 @@ def query_k(query: bytes) -> int:
     """`k` from a raw query string: 10 if absent; the last value if repeated; 422 unless an integer 1..MAX_K.
 
     Parsed as FastAPI parses a query parameter (percent-decoding, '+' as space, pydantic's
-    lax integers: " 5", "05", "5.0"); other parameters are ignored. The first few thousand
-    distinct short query strings are remembered once valid.
+    lax integers: " 5", "05", "5.0"); other parameters are ignored.
+    """
+    return similar_params(query)[0]
+
+
+def similar_params(query: bytes) -> tuple[int, SimilarOptions | None]:
+    """`k` (`query_k`) and the options of GET /artists/{id}/similar (None when none is given).
+
+    Options as `SimilarOptions`: `modalities` repeated or comma-separated, `exclude` repeated
+    (ids may hold commas), the others once (the last if repeated); a 422 naming the parameter.
+    The first few thousand distinct short query strings without options are remembered.
     """
     known = _K_CACHE.get(query)
     if known is not None:
-        return known
-    given = query_params(query).get("k")
-    if given is None:
-        return DEFAULT_K
-    try:
-        k = _K.validate_python(given)
-    except ValidationError as exc:
-        raise HTTPException(
-            status_code=422, detail=validation_errors([{**e, "loc": ("query", "k")} for e in exc.errors()])
-        ) from None
-    if len(_K_CACHE) < _K_CACHE_SIZE and len(query) <= _K_CACHE_KEY_BYTES:
+        return known, None
+    pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    params = dict(pairs)
+    given = params.get("k")
+    k = DEFAULT_K
+    if given is not None:
+        try:
+            k = _K.validate_python(given)
+        except ValidationError as exc:
+            raise HTTPException(
+                status_code=422, detail=validation_errors([{**e, "loc": ("query", "k")} for e in exc.errors()])
+            ) from None
+    options = _options(pairs, params)
+    if options is None and len(_K_CACHE) < _K_CACHE_SIZE and len(query) <= _K_CACHE_KEY_BYTES:
         _K_CACHE[query] = k
-    return k
+    return k, options
+
+
+def _options(pairs: list[tuple[str, str]], params: dict[str, str]) -> SimilarOptions | None:
+    """The similar options of a query string's parameters, validated (None when none is given)."""
+    if not any(name in params for name in SIMILAR_OPTIONS):
+        return None
+    raw: dict[str, Any] = {name: params[name] for name in SIMILAR_OPTIONS if name in params}
+    if "modalities" in params:
+        raw["modalities"] = [m for name, v in pairs if name == "modalities" for m in v.split(",") if m]
+    if "exclude" in params:
+        raw["exclude"] = [v for name, v in pairs if name == "exclude"]
+    try:
+        return SimilarOptions.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_input=False)]
+        raise HTTPException(status_code=422, detail=validation_errors(errors)) from None
 
 
 def query_params(query: bytes) -> dict[str, str]:
@@ -235,10 +289,14 @@ async def similar(call: Call) -> bytes:
     From one snapshot of the writes: the body kept for (artist, k) if any; else a slice of
     the build's precomputed list merged with the written artists (`quick_similar_json`);
     else a search, in a worker thread so that a large index's search leaves the event loop free.
+    With options (`SimilarOptions`), `optioned_similar`.
     """
-    artist_id, k = call.params["artist_id"], query_k(call.query)
+    artist_id = call.params["artist_id"]
+    k, options = similar_params(call.query)
     artifacts = call.artifacts
     overlay = artifacts.overlay
+    if options is not None and not options.plain:
+        return await optioned_similar(artifacts, overlay, artist_id, k, options)
     key = (artist_id, k)  # validated parameters only: junk query strings never make cache entries
     body = overlay.cache.get(key)
     if body is not None:
@@ -254,24 +312,162 @@ async def similar(call: Call) -> bytes:
     return body
 
 
+async def optioned_similar(
+    artifacts: Artifacts, overlay: Overlay, artist_id: str, k: int, options: SimilarOptions
+) -> bytes:
+    """A similar list with filters, paging, the dissimilar order or explanations, in a worker thread.
+
+    Filtered, paged or reversed lists rank every served artist (`service.ranking`); a list
+    only explained is the plain one (`service.search.search`) with each result's explanation.
+    """
+    vector = artifacts.vector_of(artist_id, overlay)
+    if vector is None:
+        served(artifacts, artist_id, overlay)  # the 404
+    assert vector is not None
+
+    def answer() -> bytes:
+        query = side_of(artifacts, artist_id, overlay) if options.explain else None
+        return optioned_body(artifacts, overlay, vector, k, options, artist_id, query, {"artist_id": artist_id})
+
+    return await run_in_threadpool(answer)
+
+
+def optioned_body(
+    artifacts: Artifacts,
+    overlay: Overlay,
+    vector: np.ndarray,
+    k: int,
+    options: SimilarOptions,
+    exclude: str | None,
+    query: Side | None,
+    head: dict[str, Any],
+    prior: float = 0.0,
+) -> bytes:
+    """The body of a similar answer with options: `head`, k, offset, order, total (when filtered) and results."""
+    if options.filtered:
+        page = ranked_page(artifacts, vector, k, options, exclude, overlay, prior)
+        hits, total = page.hits, page.total
+    else:
+        hits = search_many(artifacts, vector[None, :], [k], [exclude], overlay, [prior])[0]
+        total = None
+    body: dict[str, Any] = {**head, "k": k, "offset": options.offset, "order": options.order}
+    if total is not None:
+        body["total"] = total
+    if options.explain:
+        body["results"] = explained_results(artifacts, query, hits, overlay)
+        return orjson.dumps(body)
+    return orjson.dumps(body)[:-1] + b',"results":' + hits_json(hits) + b"}"
+
+
 async def cold_start(call: Call) -> bytes:
     """POST /similar: the k served artists most similar to an artist given by any subset of its modalities.
 
     Encoded and searched with the queries that arrive with it (`service.batching`); the
-    answer is the one it would get alone.
+    answer is the one it would get alone. With options (`SimilarOptions`) in the body,
+    answered alone in a worker thread (`optioned_cold_start`).
     """
     query = await cold_start_query(call)
     artifacts = call.artifacts
     inputs = query_inputs(artifacts, query)
+    if not query.plain:
+        return await run_in_threadpool(optioned_cold_start, artifacts, artifacts.overlay, inputs, query)
     hits = await call.serving.batcher.hits(artifacts, inputs, query.k)
     return cold_start_body(inputs.modalities, inputs.unknown_tags, query.k, hits_json(hits))
 
 
+def optioned_cold_start(artifacts: Artifacts, overlay: Overlay, inputs: QueryInputs, query: Any) -> bytes:
+    """A cold-start answer with options: ranked with the same popularity prior as the plain one."""
+    vector = encode_checked(artifacts, inputs)
+    side = Side(own_embeddings(artifacts, [inputs])[0], inputs.items) if query.explain else None
+    head = {"modalities": inputs.modalities, "unknown_tags": inputs.unknown_tags}
+    prior = prior_weight(inputs.modalities, inputs.n_items("tag"))
+    return optioned_body(artifacts, overlay, vector, query.k, query.options(), None, side, head, prior)
+
+
+async def similar_batch(call: Call) -> bytes:
+    """POST /artists/similar: the similar lists of up to 100 served artists, with one k and one set of options.
+
+    In a worker thread, from one snapshot of the writes; ids not served are listed in `missing`.
+    """
+    batch = await json_body(call, SimilarBatch)
+    artifacts = call.artifacts
+    overlay = artifacts.overlay
+    options = batch.options()
+
+    def answer() -> bytes:
+        bodies, missing = [], []
+        for artist_id in dict.fromkeys(batch.artist_ids):  # each id once, in the order first given
+            vector = artifacts.vector_of(artist_id, overlay)
+            if vector is None:
+                missing.append(artist_id)
+            elif options.plain:
+                results = similar_json(artifacts, artist_id, batch.k, overlay)
+                assert results is not None
+                bodies.append(similar_body(artist_id, batch.k, results))
+            else:
+                query = side_of(artifacts, artist_id, overlay) if options.explain else None
+                head = {"artist_id": artist_id}
+                bodies.append(optioned_body(artifacts, overlay, vector, batch.k, options, artist_id, query, head))
+        return b'{"k":%d,"answers":[' % batch.k + b",".join(bodies) + b'],"missing":' + orjson.dumps(missing) + b"}"
+
+    return await run_in_threadpool(answer)
+
+
+async def cold_start_batch(call: Call) -> bytes:
+    """POST /similar/batch: up to 100 cold-start queries in one call, each answered as POST /similar would.
+
+    The plain ones are encoded and searched together (`service.batching.answer_batch`), the
+    ones with options one by one; a query the model cannot take is a 422 naming it
+    (`["body", "queries", i, ...]`), and then no query is answered.
+    """
+    batch = await json_body(call, ColdStartBatch)
+    artifacts = call.artifacts
+    overlay = artifacts.overlay
+    inputs = [_located(i, functools.partial(query_inputs, artifacts, q)) for i, q in enumerate(batch.queries)]
+
+    def answer() -> bytes:
+        plain = [i for i, q in enumerate(batch.queries) if q.plain]
+        found = answer_batch(artifacts, [inputs[i] for i in plain], [batch.queries[i].k for i in plain])
+        bodies: dict[int, bytes] = {}
+        for i, hits in zip(plain, found, strict=True):
+            if isinstance(hits, HTTPException):
+                raise _relocated(i, hits)
+            q = inputs[i]
+            bodies[i] = cold_start_body(q.modalities, q.unknown_tags, batch.queries[i].k, hits_json(hits))
+        for i, query in enumerate(batch.queries):
+            if i not in bodies:
+                bodies[i] = _located(i, functools.partial(optioned_cold_start, artifacts, overlay, inputs[i], query))
+        return b'{"answers":[' + b",".join(bodies[i] for i in range(len(batch.queries))) + b"]}"
+
+    return await run_in_threadpool(answer)
+
+
+def _located(i: int, work: Callable[[], Any]) -> Any:
+    """`work()`, its 422 located under query i of a batch."""
+    try:
+        return work()
+    except HTTPException as exc:
+        raise _relocated(i, exc) from None
+
+
+def _relocated(i: int, exc: HTTPException) -> HTTPException:
+    """A query's 422 with each location under ["body", "queries", i]."""
+    if not isinstance(exc.detail, list):
+        return exc
+    detail = [{**e, "loc": ["body", "queries", i, *list(e["loc"])[1:]]} for e in exc.detail]
+    return HTTPException(status_code=exc.status_code, detail=detail)
+
+
 async def artist(call: Call) -> bytes:
-    """GET /artists/{artist_id}: a served artist's name and modalities."""
+    """GET /artists/{artist_id}: a served artist's name, modalities and popularity (null when unknown)."""
     artist_id = call.params["artist_id"]
-    name, modalities = served(call.artifacts, artist_id)
-    return orjson.dumps({"artist_id": artist_id, "name": name, "modalities": modalities})
+    artifacts = call.artifacts
+    overlay = artifacts.overlay
+    name, modalities = served(artifacts, artist_id, overlay)
+    row = artifacts.base_row(artist_id, overlay)
+    known = row is not None and artifacts.index.popularity is not None
+    popularity = float(artifacts.index.popularity[row]) if known else None  # type: ignore[index]
+    return orjson.dumps({"artist_id": artist_id, "name": name, "modalities": modalities, "popularity": popularity})
 
 
 async def find_artists(call: Call) -> bytes:
@@ -353,6 +549,91 @@ async def track_clusters(call: Call) -> bytes:
     )
 
 
+MAX_MAP_POINTS = 10_000  # points of one GET /map page
+_MAP_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_MAP_POINTS)])
+_MAP_OFFSET = TypeAdapter(Annotated[int, Field(ge=0)])
+
+
+def _map_params(params: dict[str, str]) -> tuple[int, int, tuple[float, float, float, float] | None]:
+    """`offset`, `limit` and `box` (x0,y0,x1,y1) of GET /map; a 422 naming the parameter otherwise."""
+    values = []
+    for name, adapter, default in (("offset", _MAP_OFFSET, "0"), ("limit", _MAP_LIMIT, "1000")):
+        try:
+            values.append(adapter.validate_python(params.get(name, default)))
+        except ValidationError as exc:
+            raise HTTPException(
+                status_code=422, detail=validation_errors([{**e, "loc": ("query", name)} for e in exc.errors()])
+            ) from None
+    box = None
+    if "box" in params:
+        try:
+            x0, y0, x1, y1 = (float(v) for v in params["box"].split(","))
+        except ValueError:
+            raise unprocessable(["query", "box"], "expected four numbers x0,y0,x1,y1") from None
+        if not all(np.isfinite([x0, y0, x1, y1])) or x0 > x1 or y0 > y1:
+            raise unprocessable(["query", "box"], "expected finite x0 <= x1 and y0 <= y1")
+        box = (x0, y0, x1, y1)
+    return values[0], values[1], box
+
+
+async def served_map(call: Call) -> bytes:
+    """GET /map: the served artists' 2D positions (`service.maps`), paged or bounded by a box.
+
+    Built-index artists in index order, then written ones; each point says whether the map
+    holds it or it was placed by its neighbours. A 404 when the service has no map.
+    """
+    the_map = call.serving.map
+    if the_map is None:
+        raise HTTPException(
+            status_code=404, detail="this service has no map: start it with CMAR_MAP_DIR=DIR (from cmar map)"
+        )
+    offset, limit, box = _map_params(query_params(call.query))
+    artifacts = call.artifacts
+    overlay = artifacts.overlay
+    index = artifacts.index
+
+    def answer() -> bytes:
+        layout = the_map.layout(index)
+        written = the_map.written(index, overlay)
+        rows = np.ones(len(index), dtype=bool)
+        rows[overlay.hidden_rows] = False
+        kept = np.flatnonzero(rows)
+        xy = np.concatenate([layout.xy[kept], written])
+        placed = np.isfinite(xy).all(axis=1)
+        bounds = [float(v) for v in (*xy[placed].min(axis=0), *xy[placed].max(axis=0))] if placed.any() else None
+        inside = placed.copy()
+        if box is not None:
+            x0, y0, x1, y1 = box
+            inside &= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        chosen = np.flatnonzero(inside)
+        page = chosen[offset : offset + limit]
+        n = len(kept)
+        points = []
+        for j in page.tolist():
+            if j < n:
+                r = int(kept[j])
+                artist_id, name = index.artist_ids[r], index.names[r]
+                by = "map" if layout.from_map[r] else "neighbours"
+            else:
+                artist_id, name, by = overlay.ids[j - n], overlay.names[j - n], "neighbours"
+            points.append(
+                {"artist_id": artist_id, "name": name, "x": float(xy[j, 0]), "y": float(xy[j, 1]), "placed_by": by}
+            )
+        unplaced = [index.artist_ids[kept[j]] if j < n else overlay.ids[j - n] for j in np.flatnonzero(~placed)]
+        body = {
+            **the_map.about,
+            "bounds": bounds,
+            "total": int(chosen.size),
+            "offset": offset,
+            "limit": limit,
+            "points": points,
+            "unplaced": unplaced[:MAX_MAP_POINTS],
+        }
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return await run_in_threadpool(answer)
+
+
 async def healthz(call: Call) -> bytes:
     """GET /healthz: the process answers."""
     return HEALTHY
@@ -367,8 +648,11 @@ def endpoints() -> dict[str, Endpoint]:
         "healthz": Endpoint("GET", "/healthz", healthz),  # liveness probes carry no key
         "similar": Endpoint("GET", "/artists/{artist_id}/similar", similar, [read_access]),
         "cold_start": Endpoint("POST", "/similar", cold_start, [read_access]),
+        "cold_start_batch": Endpoint("POST", "/similar/batch", cold_start_batch, [read_access]),
+        "similar_batch": Endpoint("POST", "/artists/similar", similar_batch, [read_access]),
         "artist": Endpoint("GET", "/artists/{artist_id}", artist, [read_access]),
         "find_artists": Endpoint("GET", "/artists", find_artists, [read_access]),
         "find_tags": Endpoint("GET", "/tags", find_tags, [read_access]),
         "track_clusters": Endpoint("POST", "/tracks/clusters", track_clusters, [read_access]),
+        "map": Endpoint("GET", "/map", served_map, [read_access]),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import orjson
@@ -77,6 +77,16 @@ def fragment(artist_id: str, name: str, modalities: list[str]) -> bytes:
     return orjson.dumps({"artist_id": artist_id, "name": name, "modalities": modalities})[:-1]
 
 
+class Detail(NamedTuple):
+    """What explanations read of a written artist: its own unit embedding per modality, and its named items."""
+
+    embeddings: dict[str, FloatArray]  # modality -> (D,)
+    items: dict[str, dict[str, float]]  # set modality -> item -> weight, heaviest first
+
+
+Written = tuple[str, str, list[str], FloatArray, Detail | None]  # id, name, modalities, fused unit vector, detail
+
+
 @dataclass(frozen=True)
 class Overlay:
     """Live writes over a built index (empty right after a build)."""
@@ -88,6 +98,7 @@ class Overlay:
     vectors: FloatArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     penalty: FloatArray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     hidden: frozenset[int] = frozenset()  # built-index rows replaced or deleted
+    details: tuple[Detail | None, ...] = ()  # aligned with ids (empty: none known)
     cache: BodyCache = field(default_factory=BodyCache)
 
     def __post_init__(self) -> None:
@@ -130,11 +141,14 @@ class Overlay:
         added: list[tuple[str, str, list[str]]] | None = None,
         vectors: FloatArray | None = None,
         penalties: FloatArray | None = None,
+        details: list[Detail | None] | None = None,
     ) -> Overlay:
         """A new snapshot: the written artists in `drop` and those `added` removed, the built-index
-        rows `hide` hidden, and `added` (id, name, modalities) appended with their (A, D) `vectors`
-        and (A,) hub `penalties` (all three given together, or none)."""
+        rows `hide` hidden, and `added` (id, name, modalities) appended with their (A, D) `vectors`,
+        (A,) hub `penalties` (all three given together, or none) and details (default none)."""
         added = added or []
+        old_details = self.details or (None,) * len(self.ids)
+        new_details = details or [None] * len(added)
         gone = drop | {a for a, _, _ in added}
         keep = [i for i, a in enumerate(self.ids) if a not in gone]
         new_vectors = np.zeros((0, self.dim), dtype=np.float32) if vectors is None else vectors
@@ -147,7 +161,12 @@ class Overlay:
             vectors=np.vstack([self.vectors[keep], np.asarray(new_vectors, dtype=np.float32).reshape(-1, self.dim)]),
             penalty=np.concatenate([self.penalty[keep], np.asarray(new_penalties, dtype=np.float32)]),
             hidden=self.hidden | hide,
+            details=(*(old_details[i] for i in keep), *new_details),
         )
+
+    def detail(self, j: int) -> Detail | None:
+        """Written artist j's detail, if known."""
+        return self.details[j] if self.details else None
 
 
 # Writing: each function lays a new snapshot over an Artifacts' index with one assignment.
@@ -158,15 +177,22 @@ def _rows(artifacts: Artifacts, artist_ids: set[str]) -> set[int]:
     return {artifacts.index.row_of[a] for a in artist_ids if a in artifacts.index.row_of}
 
 
-def put(artifacts: Artifacts, artist_id: str, name: str, modalities: list[str], vector: FloatArray) -> bool:
+def put(
+    artifacts: Artifacts,
+    artist_id: str,
+    name: str,
+    modalities: list[str],
+    vector: FloatArray,
+    detail: Detail | None = None,
+) -> bool:
     """Add or replace an artist (fused unit vector); True if it was not served before."""
     created = artifacts.artist(artist_id) is None
-    put_many(artifacts, [(artist_id, name, modalities, vector)])
+    put_many(artifacts, [(artist_id, name, modalities, vector, detail)])
     return created
 
 
-def put_many(artifacts: Artifacts, writes: list[tuple[str, str, list[str], FloatArray]]) -> None:
-    """Lay many (artist id, name, modalities, fused unit vector) writes over the index in one snapshot.
+def put_many(artifacts: Artifacts, writes: list[Written]) -> None:
+    """Lay many (artist id, name, modalities, fused unit vector, detail) writes over the index in one snapshot.
 
     The start-up replay and a swap's replay: one new overlay (linear in the number of
     writes), penalties computed in one batched search. Later entries for an id win.
@@ -176,9 +202,9 @@ def put_many(artifacts: Artifacts, writes: list[tuple[str, str, list[str], Float
     latest = {w[0]: w for w in writes}  # the last write of each artist, in first-seen order
     new = list(latest.values())
     vectors = np.asarray([w[3] for w in new], dtype=np.float32).reshape(len(new), -1)
-    added = [(a, n, m) for a, n, m, _ in new]
+    added = [(w[0], w[1], w[2]) for w in new]
     artifacts.overlay = artifacts.overlay.changed(
-        set(), _rows(artifacts, set(latest)), added, vectors, _penalties(artifacts, vectors)
+        set(), _rows(artifacts, set(latest)), added, vectors, _penalties(artifacts, vectors), [w[4] for w in new]
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class QueryInputs:
     vectors: dict[str, np.ndarray]
     sets: SetInputs
     unknown_tags: list[str]
+    items: dict[str, dict[str, float]] = field(default_factory=dict)  # set modality -> named items used, heaviest first
 
     @property
     def modalities(self) -> list[str]:
@@ -75,6 +76,7 @@ def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
     vectors: dict[str, np.ndarray] = {}
     sets: SetInputs = {}
     unknown_tags: list[str] = []
+    named: dict[str, dict[str, float]] = {}
     for name, value in query.given().items():
         loc: list[str | int] = ["body", name]
         if name not in model.sessions:
@@ -95,10 +97,11 @@ def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
             # which tags fill the encoder's slots.
             order = sorted(rows, key=lambda t: (-weighted[t], rows[t]))
             sets[name] = (vocab.vectors[[rows[t] for t in order]], np.array([weighted[t] for t in order]))
+            named[name] = {t: weighted[t] for t in order}
         else:
             items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
             sets[name] = (items, np.ones(len(items)))
-    return QueryInputs(vectors, sets, unknown_tags)
+    return QueryInputs(vectors, sets, unknown_tags, named)
 
 
 def _canonical(loc: list[str | int], value: list[str] | dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
@@ -151,6 +154,13 @@ def _overflow(inputs: QueryInputs) -> HTTPException:
         f"the model cannot encode these {', '.join(inputs.modalities)} values: they are far outside "
         "the range of its training data (overflow)",
     )
+
+
+def own_embeddings(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[dict[str, np.ndarray]]:
+    """Each input's own unit embedding per given modality (D,), before fusion and completion."""
+    stack, present = artifacts.encode_modalities([(i.vectors, i.sets) for i in inputs])
+    names = list(artifacts.model.sessions)
+    return [{n: stack[m, b] for m, n in enumerate(names) if present[m, b]} for b in range(len(inputs))]
 
 
 def encode_checked(artifacts: Artifacts, inputs: QueryInputs) -> np.ndarray:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from core.modalities import MODALITIES, MODALITY_NAMES, ModalityKind
 from core.names import MIN_TAG_WEIGHT, has_surrogates
@@ -61,8 +70,75 @@ class _ModalitiesBase(BaseModel):
         return {name: getattr(self, name) for name in MODALITY_NAMES if getattr(self, name) is not None}
 
 
-class _QueryBase(_ModalitiesBase):
-    """A cold-start query's own field."""
+MAX_OFFSET = 10_000  # results skipped by paging
+MAX_EXCLUDE = 1000  # ids one query may exclude
+
+
+def _modality_names(value: list[str] | None) -> list[str] | None:
+    for name in value or []:
+        if name not in MODALITY_NAMES:
+            raise ValueError(f"unknown modality {name!r}; expected any of {', '.join(MODALITY_NAMES)}")
+    return value
+
+
+Popularity = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class SimilarOptions(BaseModel):
+    """Filters, paging, order and explanations of a similar-artist query (both similar routes).
+
+    Filters keep only results that pass all of them; the ranking is otherwise the same. An
+    artist whose popularity is unknown (a written one, or a catalogue without popularity) is
+    left out by either popularity bound.
+    """
+
+    modalities: Annotated[list[str] | None, AfterValidator(_modality_names)] = Field(
+        None, max_length=len(MODALITY_NAMES), description="only results indexed with all of these modalities"
+    )
+    exclude: list[Text] | None = Field(None, max_length=MAX_EXCLUDE, description="ids never to return")
+    min_popularity: Popularity | None = Field(None, description="only results at least this popular")
+    max_popularity: Popularity | None = Field(None, description="only results at most this popular")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description=f"results to skip (paging), 0 to {MAX_OFFSET}")
+    order: Literal["similar", "dissimilar"] = Field(
+        "similar", description="similar: most similar first; dissimilar: the far end of the list, least similar first"
+    )
+    explain: bool = Field(False, description="add to each result why it is similar (cosines per modality pair, tags)")
+
+    @field_validator("max_popularity")
+    @classmethod
+    def _bounds(cls, high: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min_popularity")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"must not be below min_popularity ({low:g}), got {high:g}")
+        return high
+
+    def options(self) -> SimilarOptions:
+        """These options alone (a query body's, without its modalities and k)."""
+        return SimilarOptions.model_validate({f: getattr(self, f) for f in SimilarOptions.model_fields})
+
+    @property
+    def plain(self) -> bool:
+        """True when nothing is asked beyond the default (the fast paths answer)."""
+        return self.filtered is False and not self.explain
+
+    @property
+    def filtered(self) -> bool:
+        """True when results are filtered, paged or reversed: the whole ranking is needed."""
+        return bool(
+            self.modalities
+            or self.exclude
+            or self.min_popularity is not None
+            or self.max_popularity is not None
+            or self.offset
+            or self.order != "similar"
+        )
+
+
+SIMILAR_OPTIONS = tuple(SimilarOptions.model_fields)
+
+
+class _QueryBase(_ModalitiesBase, SimilarOptions):
+    """A cold-start query's own fields: k, and the options of `SimilarOptions`."""
 
     k: int = Field(10, ge=1, le=MAX_K, description=f"number of results, 1 to {MAX_K}")
 
@@ -94,6 +170,30 @@ SimilarQuery = create_model(  # one optional field per registry modality
     __doc__="A cold-start query: any non-empty subset of modalities, and k.",
     **{m.name: _modality_field(m.kind, m.description) for m in MODALITIES},
 )
+
+
+MAX_BATCH_QUERIES = 100  # artists or cold-start queries in one batch request
+
+
+class SimilarBatch(SimilarOptions):
+    """POST /artists/similar: the similar lists of many served artists, with the same k and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artist_ids: list[Annotated[Text, Field(min_length=1)]] = Field(
+        min_length=1, max_length=MAX_BATCH_QUERIES, description=f"served artists' ids, 1 to {MAX_BATCH_QUERIES}"
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description=f"number of results per artist, 1 to {MAX_K}")
+
+
+class ColdStartBatch(BaseModel):
+    """POST /similar/batch: many cold-start queries, each as POST /similar takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[SimilarQuery] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=MAX_BATCH_QUERIES, description=f"1 to {MAX_BATCH_QUERIES} queries"
+    )
 
 
 ArtistWrite = create_model(  # PUT /artists/{id}: a name and one optional field per registry modality
@@ -161,6 +261,38 @@ class SwapResult(BaseModel):
     replayed_writes: int
 
 
+class ModalityPair(BaseModel):
+    """How one of the query's modalities compares with one of the result's."""
+
+    query_modality: str
+    result_modality: str
+    cosine: float = Field(description="cosine between the two modality embeddings, -1 to 1")
+    contribution: float = Field(
+        description="the pair's share of the score (weights x cosine over the fused norms); shares add up to it"
+    )
+    completed: list[Literal["query", "result"]] | None = Field(
+        None, description="the side(s) whose modality here is predicted by the model (completion), not given"
+    )
+
+
+class SharedTag(BaseModel):
+    """A tag both artists carry."""
+
+    tag: str
+    modality: str
+    weight: float = Field(description="the smaller of its two weights, each side's heaviest tag = 1")
+
+
+class Explanation(BaseModel):
+    """Why a result is similar to the query (`explain=true`)."""
+
+    pairs: list[ModalityPair] = Field(
+        description="every pair of the query's and the result's modalities, largest share first"
+    )
+    strongest: dict[str, str] | None = Field(description="the pair with the largest share")
+    shared_tags: list[SharedTag] = Field(description="up to 5 tags both carry, strongest first")
+
+
 class Neighbour(BaseModel):
     """One similar artist."""
 
@@ -168,9 +300,20 @@ class Neighbour(BaseModel):
     name: str
     score: float = Field(description="cosine similarity to the query, -1 to 1")
     modalities: list[str] = Field(description="the modalities this artist is indexed with")
+    explanation: Explanation | None = Field(
+        None, description="with explain=true only; null when the index holds no explanation data"
+    )
 
 
-class SimilarResponse(BaseModel):
+class _Page(BaseModel):
+    """Where a page of results starts, in what order, and how many artists passed the filters (with options only)."""
+
+    offset: int | None = Field(None, description="results skipped (with options only)")
+    order: str | None = Field(None, description="similar or dissimilar (with options only)")
+    total: int | None = Field(None, description="served artists that passed the filters (filtered answers only)")
+
+
+class SimilarResponse(_Page):
     """The nearest artists to an indexed artist."""
 
     artist_id: str
@@ -178,7 +321,15 @@ class SimilarResponse(BaseModel):
     results: list[Neighbour]
 
 
-class ColdStartResponse(BaseModel):
+class SimilarBatchResponse(BaseModel):
+    """The similar lists of many artists, in the order asked; ids not served are listed apart."""
+
+    k: int
+    answers: list[SimilarResponse]
+    missing: list[str] = Field(description="ids asked for that are not served (no answer for them)")
+
+
+class ColdStartResponse(_Page):
     """The nearest artists to a cold-start query."""
 
     modalities: list[str] = Field(description="the modalities the query was encoded from")
@@ -187,12 +338,21 @@ class ColdStartResponse(BaseModel):
     results: list[Neighbour]
 
 
+class ColdStartBatchResponse(BaseModel):
+    """One answer per cold-start query, in the order given."""
+
+    answers: list[ColdStartResponse]
+
+
 class Artist(BaseModel):
     """An indexed artist."""
 
     artist_id: str
     name: str
     modalities: list[str]
+    popularity: float | None = Field(
+        None, description="the catalogue's popularity; null for written artists or none given"
+    )
 
 
 class ArtistMatch(BaseModel):
@@ -269,6 +429,37 @@ class TrackClustersResponse(BaseModel):
         description="1 - threshold / height of the lowest refused merge, in [0, 1]; 0 for one cluster"
     )
     clusters: list[TrackCluster]
+
+
+class MapPoint(BaseModel):
+    """A served artist's position on the map."""
+
+    artist_id: str
+    name: str
+    x: float
+    y: float
+    placed_by: Literal["map", "neighbours"] = Field(
+        description="map: the map folder holds it; neighbours: at the median position of its 5 nearest mapped artists"
+    )
+
+
+class MapPage(BaseModel):
+    """A page of the map of the served artists, and what the map is."""
+
+    map: str = Field(description="the map folder")
+    method: str | None = Field(description="how it was made: pca, random, tsne, umap")
+    seed: int | None
+    source: str | None = Field(description="the space it was made from")
+    n_items: int = Field(description="items the map folder holds")
+    preservation: dict[str, float] = Field(
+        description="S_n: share of each item's n nearest in the source that stay its n nearest on the map"
+    )
+    bounds: list[float] | None = Field(description="x0, y0, x1, y1 of every placed artist")
+    total: int = Field(description="placed artists in the box (all of them without a box)")
+    offset: int
+    limit: int
+    points: list[MapPoint]
+    unplaced: list[str] = Field(description="served artists the map cannot place (none share the map's artists)")
 
 
 class ErrorDetail(BaseModel):

@@ -13,6 +13,7 @@ from core.errors import CmarError
 
 if TYPE_CHECKING:
     from inference.tracks import TrackModel
+    from service.maps import ServedMap
 
 MAX_K = 1000  # the API contract: k is between 1 and 1000
 
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("cmar-data/index"), description="index folder (cmar build-index)")
     track_model_dir: Path | None = Field(
         None, description="track model folder (cmar tracks train) for POST /tracks/clusters (unset = that route 404s)"
+    )
+    map_dir: Path | None = Field(
+        None, description="map folder (cmar map) for GET /map and the web page's map; unset = no map"
     )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0 = any free port)")
@@ -67,7 +71,7 @@ class Settings(BaseSettings):
         True, description="a restart serves the folders of the last swap (recorded beside the write database)"
     )
 
-    @field_validator("track_model_dir", mode="before")
+    @field_validator("track_model_dir", "map_dir", mode="before")
     @classmethod
     def _empty_path_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
@@ -85,6 +89,13 @@ def load_track_model(settings: Settings) -> TrackModel | None:
     if settings.track_model_dir is None:
         return None
     return TrackModel(settings.track_model_dir, verify=settings.verify_hashes, threads=settings.onnx_threads)
+
+
+def load_map(settings: Settings) -> ServedMap | None:
+    """The map of CMAR_MAP_DIR; None when unset. CmarError if it is not a readable map folder."""
+    from service.maps import ServedMap
+
+    return None if settings.map_dir is None else ServedMap(settings.map_dir)
 
 
 def writes_db(settings: Settings) -> Path:

@@ -18,6 +18,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from inference.tracks import TrackModel
     from service.artifacts import Artifacts
+    from service.maps import ServedMap
     from service.observe import Metrics
 
 
@@ -40,3 +41,4 @@ class Serving:
     live: Live | None = None
     batcher: ColdStartBatcher = field(default_factory=ColdStartBatcher)  # cold starts that arrive together
     tracks: TrackModel | None = None  # the track model of POST /tracks/clusters (CMAR_TRACK_MODEL_DIR)
+    map: ServedMap | None = None  # the map of GET /map (CMAR_MAP_DIR)

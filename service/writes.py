@@ -32,7 +32,7 @@ from service.artifacts import Artifacts
 from service.auth import require_key
 from service.churn import churn
 from service.deps import LiveDep, MetricsDep, ServingDep, SettingsDep
-from service.queries import encode_checked, query_inputs, unprocessable
+from service.queries import encode_checked, own_embeddings, query_inputs, unprocessable
 from service.schemas import ArtistWrite, Churn, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings, writes_db
 from service.state import Serving
@@ -50,13 +50,16 @@ class Prepared:
     modalities: list[str]
     vector: np.ndarray
     unknown_tags: list[str]
+    detail: overlay_writes.Detail  # for explanations
 
 
 def prepare(artifacts: Artifacts, body: dict[str, Any]) -> Prepared:
     """Check a PUT body against the model and encode it (a 422 naming the field if it does not fit)."""
     artist = ArtistWrite.model_validate(body)  # type: ignore[attr-defined]
     inputs = query_inputs(artifacts, artist)
-    return Prepared(artist.name, inputs.modalities, encode_checked(artifacts, inputs), inputs.unknown_tags)
+    vector = encode_checked(artifacts, inputs)
+    detail = overlay_writes.Detail(own_embeddings(artifacts, [inputs])[0], inputs.items)
+    return Prepared(artist.name, inputs.modalities, vector, inputs.unknown_tags, detail)
 
 
 def apply_write(artifacts: Artifacts, artist_id: str, body: dict[str, Any] | None) -> WriteResult:
@@ -73,7 +76,7 @@ def _result(artist_id: str, p: Prepared, created: bool) -> WriteResult:
 
 
 def _put(artifacts: Artifacts, artist_id: str, p: Prepared) -> WriteResult:
-    created = overlay_writes.put(artifacts, artist_id, p.name, p.modalities, p.vector)
+    created = overlay_writes.put(artifacts, artist_id, p.name, p.modalities, p.vector, p.detail)
     return _result(artist_id, p, created)
 
 
@@ -87,7 +90,7 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> tuple[int, int]:
     made (`service.live.put_many`). A write the model cannot take (a modality it lacks, a
     dimension it does not have) is logged and skipped; it stays in the database.
     """
-    puts: list[tuple[str, str, list[str], np.ndarray]] = []
+    puts: list[overlay_writes.Written] = []
     deletes: list[str] = []
     skipped = 0
     for write in writes:
@@ -103,7 +106,7 @@ def replay_writes(artifacts: Artifacts, writes: list[Write]) -> tuple[int, int]:
             )
             skipped += 1
             continue
-        puts.append((write.artist_id, p.name, p.modalities, p.vector))
+        puts.append((write.artist_id, p.name, p.modalities, p.vector, p.detail))
     overlay_writes.delete_many(artifacts, deletes)
     overlay_writes.put_many(artifacts, puts)
     return len(puts) + len(deletes), skipped
@@ -183,7 +186,9 @@ async def put_artist(
                 live.store.put(artist_id, body)
             except WritesUnavailable as exc:
                 raise _unavailable(exc) from None
-            overlay_writes.put(artifacts, artist_id, prepared.name, prepared.modalities, prepared.vector)
+            overlay_writes.put(
+                artifacts, artist_id, prepared.name, prepared.modalities, prepared.vector, prepared.detail
+            )
             return result
 
     result = await run_in_threadpool(commit)

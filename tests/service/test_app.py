@@ -106,7 +106,13 @@ def test_cold_start_with_one_modality(client: TestClient, built: Built) -> None:
 def test_artist_and_health(client: TestClient, built: Built) -> None:
     loaded = load_index(built.index)
     r = client.get(f"/artists/{loaded.artist_ids[3]}")
-    assert r.json() == {"artist_id": loaded.artist_ids[3], "name": loaded.names[3], "modalities": loaded.modalities[3]}
+    assert loaded.popularity is not None
+    assert r.json() == {
+        "artist_id": loaded.artist_ids[3],
+        "name": loaded.names[3],
+        "modalities": loaded.modalities[3],
+        "popularity": pytest.approx(float(loaded.popularity[3])),
+    }
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["n_artists"] == len(loaded)

@@ -212,5 +212,10 @@ def test_the_schema_s_examples_are_answered_by_the_served_model(client: TestClie
     example = document["paths"]["/similar"]["post"]["requestBody"]["content"]["application/json"]["example"]
     r = client.post("/similar", json=example)
     assert r.status_code == 200 and len(r.json()["results"]) == example["k"]
+    for path in ("/similar/batch", "/artists/similar"):
+        example = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"]
+        r = client.post(path, json=example)
+        assert r.status_code == 200, r.text
+        assert all(len(a["results"]) == 5 for a in r.json()["answers"])
     put = document["paths"]["/artists/{artist_id}"]["put"]["requestBody"]["content"]["application/json"]["example"]
     assert client.put("/artists/from-the-docs", json=put, headers=AUTH).status_code == 201
