@@ -319,6 +319,25 @@ def cmd_evaluate_olga(args: argparse.Namespace) -> None:
     log.info("report: %s", args.out / "report.md")
 
 
+def cmd_evaluate_spaces(args: argparse.Namespace) -> None:
+    """NN-similarity among the real spaces and their maps: spaces.json, spaces.md and heatmaps."""
+    from evaluation.spaces import Run, run
+
+    if args.jamendo is None and args.olga is None:
+        raise CmarError("give --jamendo DIR, --olga DIR or both")
+    for folder in (args.jamendo, args.olga, *(args.olga_work or [])):
+        if folder is not None and not folder.is_dir():
+            raise CmarError(f"{folder}: no such folder")
+    if any(n < 1 for n in args.n):
+        raise CmarError("every --n must be >= 1")
+    for work in args.olga_work or []:
+        Run.of(work)  # a workdir that is not one fails now, not after the Jamendo section
+    report_folder(args)
+    result = run(args.out, args.jamendo, args.olga, args.olga_work, tuple(sorted(set(args.n))), not args.no_maps,
+                 args.epochs)  # fmt: skip
+    log.info("spaces compared in %.0f s (%s)", result["seconds"], args.out / "spaces.md")
+
+
 def cmd_evaluate_disambiguation(args: argparse.Namespace) -> None:
     """Disambiguation from track audio on unseen artists: metrics.json, summary.md and two plots."""
     from evaluation.disambiguation import DisambiguationConfig, run

@@ -30,6 +30,7 @@ from cli.commands import (
     cmd_evaluate_disambiguation,
     cmd_evaluate_olga,
     cmd_evaluate_olga_search,
+    cmd_evaluate_spaces,
     cmd_evaluate_synthetic,
     cmd_export,
     cmd_map,
@@ -335,6 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_evaluate_disambiguation)
+    p = ev_sub.add_parser(
+        "spaces", help="NN-similarity among real spaces and maps (Tovstogan et al. 2022): Jamendo, OLGA, projections"
+    )
+    p.add_argument("--out", type=Path, required=True, help="report folder (spaces.json, spaces.md, heatmaps)")
+    p.add_argument("--jamendo", type=Path, help="a folder in the format of shared/data/jamendo (28 spaces)")
+    p.add_argument("--olga", type=Path, help="an OLGA folder (CF by ALS with 64/96/128 factors; tags; audio)")
+    p.add_argument(
+        "--olga-work", type=Path, nargs="+", metavar="WORKDIR",
+        help="workdirs of `cmar evaluate olga` runs with other seeds (REPORT/work); default: train two seeds here",
+    )  # fmt: skip
+    p.add_argument("--n", type=int, nargs="+", default=[5, 10, 100, 200], help="cutoffs (default 5 10 100 200)")
+    p.add_argument("--no-maps", action="store_true", help="skip the projections (two seeds of four methods)")
+    p.add_argument("--epochs", type=int, help="training epochs when training the two seeds here")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.set_defaults(func=cmd_evaluate_spaces)
     p = ev_sub.add_parser("olga-search", help="the searches behind the OLGA defaults (featurizers, training)")
     p.add_argument("data_dir", type=Path, help="an OLGA folder")
     p.add_argument("--out", type=Path, required=True, help="report folder")

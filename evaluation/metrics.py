@@ -10,7 +10,7 @@ def ndcg_at_k(relevance: npt.ArrayLike, n_relevant: npt.ArrayLike, k: int) -> np
     """Per-query nDCG@k with binary relevance.
 
     relevance: (Q, <=k) booleans, whether the result at each rank is relevant (rank 1 first).
-    n_relevant: (Q,) how many relevant items each query has among the candidates.
+    n_relevant: (Q,) how many relevant items each query has in the universe.
     DCG = sum_r rel_r / log2(r + 1); the ideal DCG puts min(n_relevant, k) hits first.
     A query with no relevant candidate scores 0.
     """

@@ -136,23 +136,19 @@ def load_space(spec: str, ids_file: str | None = None) -> Space:
     """A space from the command line (`cmar compare`); a CmarError naming the spec when it cannot be read.
 
     - an index folder: the served (fused) vectors of its artists;
-    - `CATALOG_DIR#MODALITY`: a catalogue's input vectors of a vector modality, for the artists that have it;
+    - `CATALOG_DIR#MODALITY`: a catalogue's input vectors of a modality, for the artists that
+      have it (a set modality, tags: each artist's weighted mean of its items' vectors);
+    - `MODEL_DIR#MODALITY@CATALOG_DIR`: that modality of the catalogue's artists through the
+      model's encoder (its own unit embeddings in the shared space, never completed);
     - `FILE.npy`: rows are items, with `ids_file` (a CSV or text file whose first column is one id per row);
     - a map folder (`cmar map`): its 2D coordinates, compared by Euclidean distance whatever the metric.
     """
     from core.errors import CmarError
 
+    if "#" in spec and "@" in spec.rpartition("#")[2]:
+        return encoder_space(spec)
     if "#" in spec:
-        from catalog.io import read_catalog
-        from catalog.tables import VectorTable
-
-        folder, _, modality = spec.rpartition("#")
-        catalog = read_catalog(Path(folder))
-        table = catalog.modalities.get(modality)
-        if not isinstance(table, VectorTable):
-            vectors = [n for n, t in catalog.modalities.items() if isinstance(t, VectorTable)]
-            raise CmarError(f"{spec}: the catalogue has no vector modality {modality!r} (it has {', '.join(vectors)})")
-        return Space(spec, catalog.artist_ids[table.present].astype(str), table.values[table.present])
+        return catalog_space(spec)
     path = Path(spec)
     if path.suffix == ".npy":
         if ids_file is None:
@@ -179,7 +175,50 @@ def load_space(spec: str, ids_file: str | None = None) -> Space:
 
         index = load_index(path)
         return Space(spec, np.array(index.artist_ids), vectors_of(index, np.arange(len(index))))
-    raise CmarError(f"{spec}: not an index folder, a map folder, CATALOG_DIR#MODALITY or FILE.npy")
+    raise CmarError(
+        f"{spec}: not an index folder, a map folder, CATALOG_DIR#MODALITY, MODEL_DIR#MODALITY@CATALOG_DIR or FILE.npy"
+    )
+
+
+def catalog_space(spec: str) -> Space:
+    """`CATALOG_DIR#MODALITY`: the catalogue's input vectors of one modality (see `load_space`)."""
+    from catalog.io import read_catalog
+    from catalog.tables import SetTable
+    from core.errors import CmarError
+
+    folder, _, modality = spec.rpartition("#")
+    catalog = read_catalog(Path(folder))
+    table = catalog.modalities.get(modality)
+    if table is None:
+        raise CmarError(f"{spec}: the catalogue has no modality {modality!r} (it has {', '.join(catalog.modalities)})")
+    values = table.mean_vectors() if isinstance(table, SetTable) else table.values
+    return Space(spec, catalog.artist_ids[table.present].astype(str), values[table.present])
+
+
+def encoder_space(spec: str) -> Space:
+    """`MODEL_DIR#MODALITY@CATALOG_DIR`: one encoder's outputs for the catalogue's artists (see `load_space`)."""
+    from catalog.io import read_catalog
+    from core.errors import CmarError
+    from index_build.build import encode_modalities
+    from inference.encoder import OnnxModel
+
+    model_dir, _, rest = spec.rpartition("#")
+    modality, _, catalog_dir = rest.partition("@")
+    model = OnnxModel(Path(model_dir))
+    if modality not in model.sessions:
+        raise CmarError(f"{spec}: the model has no {modality!r} encoder (it has {', '.join(model.sessions)})")
+    catalog = read_catalog(Path(catalog_dir))
+    if modality not in catalog.modalities:
+        raise CmarError(f"{spec}: the catalogue has no modality {modality!r} (it has {', '.join(catalog.modalities)})")
+    rows = np.flatnonzero(catalog.modalities[modality].present)
+    vectors = np.zeros((rows.size, model.dim), dtype=np.float32)
+    for begin in range(0, rows.size, ENCODE_BATCH):
+        part = rows[begin : begin + ENCODE_BATCH]
+        vectors[begin : begin + part.size] = encode_modalities(catalog, model, part, [modality])[0][0]
+    return Space(spec, catalog.artist_ids[rows].astype(str), vectors)
+
+
+ENCODE_BATCH = 4096  # artists through an encoder at a time
 
 
 def summary(report: dict[str, object]) -> str:

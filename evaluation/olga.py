@@ -21,6 +21,7 @@ from evaluation.baselines import concatenated, fit_projection
 from evaluation.cold_start import run_cold_start
 from evaluation.encodings import index_vectors, modality_encodings, model_fusion
 from evaluation.groups import Method, modality_groups, subsets
+from evaluation.metrics import bootstrap_ci
 from evaluation.retrieval import EdgeTruth, evaluate_method
 from model_export.config import TrainConfig
 from pipeline.workdir import Workdir, build_artifacts
@@ -140,6 +141,14 @@ def run(
         settings[setting] = {"methods": results, "n_universe": int(pool.size)}
         log.info("%s setting: %d queries over %d artists", setting, len(queries), pool.size)
 
+    pairs = [n for n in per_query if n.startswith("contrastive[") and n.count("+") == 1]
+    all_three = f"contrastive[{'+'.join(names)}]"
+    all_vs_pairs = {}
+    if all_three in per_query:
+        for pair in pairs:
+            diff = per_query[all_three] - per_query[pair]
+            lo, hi = bootstrap_ci(diff)
+            all_vs_pairs[pair] = {"diff": round(float(diff.mean()), 5), "diff_ci": [round(lo, 5), round(hi, 5)]}
     group_methods = methods | {"contrastive (cosine)": methods["contrastive"]}
     groups = modality_groups(group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs)
     cluster = {name: alignment.clusters(vectors, can, data.edges) for name, (vectors, can) in variants.items()}
@@ -166,6 +175,7 @@ def run(
                 else {}
             ),
         },
+        "all_vs_pairs": all_vs_pairs,  # raw nDCG@200 of all three minus each pair, paired over the same queries
         "modality_groups": {k: v for k, v in groups.items() if isinstance(v, dict)},
         "modality_group_names": groups["groups"],
         "modality_group_size": groups["group_size"],

@@ -122,6 +122,19 @@ def claims(metrics: dict[str, Any]) -> list[str]:
             f"{fmt_ci(fc)}; FMC setting: {fmt_ci(fmc['contrastive'])} against "
             f"{fmt_ci(fmc['contrastive_full_coverage'])}."
         )
+    versus = metrics.get("all_vs_pairs") or {}
+    if versus:
+        best = max(versus, key=lambda n: raw[n]["ndcg"])
+        all_three = next(n for n in raw if n.startswith("contrastive[") and n.count("+") == 2)
+        d = versus[best]
+        verdict = "yes" if d["diff_ci"][0] > 0 else "a tie (the CI holds 0)" if d["diff_ci"][1] >= 0 else "no"
+        out.append(
+            f"\n**All three modalities at least as good as the best pair ({best}): {verdict}.** Raw nDCG@200 "
+            f"{raw[all_three]['ndcg']:.4f} against "
+            f"{raw[best]['ndcg']:.4f}; all three minus the pair, paired over the same queries: {d['diff']:+.4f} "
+            f"(95% CI {d['diff_ci'][0]:+.4f} to {d['diff_ci'][1]:+.4f}). Every artist a method cannot represent "
+            "still counts in its queries' ideal DCG (DESIGN), so a pair is not excused the audio-only artists."
+        )
     tag = fmc["single:tag"]
     out.append(
         f"\n**FMC against tags alone:** contrastive {fmt_ci(fmc['contrastive'])}, tags {fmt_ci(tag)}: "

@@ -109,15 +109,18 @@ def evaluate_method(
     """Score one method that can represent the artists where `can` is true.
 
     It queries with the `queries` it can represent and retrieves among the `pool` artists it can
-    represent. Returns the summary (nDCG over all queries, unanswerable ones counting 0) and the
-    per-query nDCG (len(queries),).
+    represent; each query's ideal DCG counts its relevant artists in the whole `pool` (the
+    universe), whether or not the method can represent them. Returns the summary (nDCG over all
+    queries, unanswerable ones counting 0) and the per-query nDCG (len(queries),).
     """
     candidates = pool[can[pool]]
     answerable = can[queries]
     asked = queries[answerable]
     retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k, hub)
     per_query = np.zeros(len(queries))
-    per_query[answerable] = ndcg_at_k(truth.relevant(asked, retrieved), truth.n_relevant(asked, candidates), k)
+    # The ideal counts every relevant artist of the universe (DESIGN: nDCG), also those this
+    # method cannot represent: a method is not excused from finding what it cannot hold.
+    per_query[answerable] = ndcg_at_k(truth.relevant(asked, retrieved), truth.n_relevant(asked, pool), k)
     lo, hi = bootstrap_ci(per_query)
     result = {
         "ndcg": float(per_query.mean()) if len(queries) else 0.0,

@@ -69,3 +69,17 @@ def test_edge_truth_is_undirected_and_counts_candidates() -> None:
         truth.relevant(np.array([0, 1]), retrieved), [[True, True, False, False], [True, True, False, False]]
     )
     np.testing.assert_array_equal(truth.n_relevant(np.array([0, 1, 4]), np.array([1, 2, 3])), [2, 1, 0])
+
+
+def test_a_method_is_not_excused_the_relevant_artists_it_cannot_represent() -> None:
+    """DESIGN: the ideal DCG counts the query's relevant artists in the universe, held by the method or not.
+
+    Query 0's relevant artists are 1 and 2; a method that cannot represent artist 2 finds only 1,
+    so its nDCG@2 is 1 / (1 + 1/log2(3)), not 1 (the old reading divided by its own candidates).
+    """
+    truth = GroupTruth(np.array([0, 0, 0, 1, 1]))
+    vectors = np.array([[1, 0], [0.9, 0.1], [0.8, 0.2], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    universe = np.arange(5)
+    cannot_hold_2 = np.array([True, True, False, True, True])
+    _, per_query = evaluate_method(truth, np.array([0]), vectors, cannot_hold_2, universe, k=2)
+    assert per_query[0] == pytest.approx(1 / (1 + 1 / math.log2(3)))

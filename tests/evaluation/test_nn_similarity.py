@@ -77,4 +77,27 @@ def test_the_command_compares_an_index_with_a_catalogue_modality(built: Built, t
     assert "S_10" in (out / "compare.md").read_text()
     bad = subprocess.run([*command[:5], str(built.index), f"{built.catalog}#nope", "--out", str(tmp_path / "r2")],
                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert bad.returncode == 1 and "no vector modality 'nope'" in bad.stderr and bad.stderr.count("\n") == 1
+    assert bad.returncode == 1 and "no modality 'nope'" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_encoder_and_tag_spaces_hold_what_the_index_stores(built: Built) -> None:
+    """MODEL#MODALITY@CATALOG is the encoder's own output: the index keeps the same embeddings for explanations."""
+    from catalog.io import read_catalog
+    from catalog.tables import SetTable
+    from core.errors import CmarError
+    from evaluation.nn_similarity import load_space
+    from inference.index import load_index
+
+    loaded = load_index(built.index, verify=False)
+    assert loaded.details is not None
+    for modality in ("cf", "tag"):
+        space = load_space(f"{built.model}#{modality}@{built.catalog}")
+        rows = [loaded.row_of[a] for a in space.ids]
+        stored = loaded.details.embeddings[modality][rows].astype(np.float32)
+        np.testing.assert_allclose(space.vectors, stored, atol=2e-3)  # float16 in the index
+        np.testing.assert_allclose(np.linalg.norm(space.vectors, axis=1), 1, atol=1e-5)
+    tags = load_space(f"{built.catalog}#tag")
+    table = read_catalog(built.catalog).modalities["tag"]
+    assert isinstance(table, SetTable) and len(tags.ids) == int(table.present.sum())
+    with pytest.raises(CmarError, match="no 'audio2' encoder"):
+        load_space(f"{built.model}#audio2@{built.catalog}")

@@ -33,6 +33,12 @@ def test_evaluate_olga_writes_metrics_report_and_plots(tmp_path: Path, with_quer
     for name in ("report.md", "figure1_ndcg.png", "figure2_modality_groups.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "The claims" in (tmp_path / "report" / "report.md").read_text()
+    versus = metrics["all_vs_pairs"]  # all three minus each pair, paired over the same queries
+    assert set(versus) == {"contrastive[audio+cf]", "contrastive[audio+tag]", "contrastive[cf+tag]"}
+    for pair, d in versus.items():
+        all_three = raw["contrastive[audio+cf+tag]"]["ndcg"] - raw[pair]["ndcg"]
+        assert d["diff"] == pytest.approx(all_three, abs=1e-4) and d["diff_ci"][0] <= d["diff"] <= d["diff_ci"][1]
+    assert "All three modalities at least as good as the best pair" in (tmp_path / "report" / "report.md").read_text()
     alignment = metrics["alignment"]
     if with_queries:  # one query artist: too few for the coherence analysis, which is left out with a warning
         assert "ecl" not in alignment
