@@ -42,6 +42,30 @@ def find_chromium() -> str:
     raise CmarError("no Chromium found: install it (apt-get install -y chromium) or set CMAR_CHROMIUM to its path")
 
 
+KEY_VARIABLE = "CMAR_CHECK_KEY"  # the read key of a service whose reads are closed (never on a command line)
+
+
+def _reachable(base_url: str, key: str | None) -> None:
+    """CmarError saying what is wrong when the service does not answer a read (down, or needs a key)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{base_url}/readyz", headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return
+    except urllib.error.HTTPError as error:
+        error.close()
+        if error.code in (401, 403):
+            raise CmarError(
+                f"{base_url} answers {error.code} to reads: give its read key in {KEY_VARIABLE}"
+                + (" (this one is not valid)" if key else "")
+            ) from None
+        raise CmarError(f"{base_url}/readyz answers {error.code}") from None
+    except OSError as exc:
+        raise CmarError(f"{base_url}: not reachable ({exc})") from None
+
+
 class Step:
     """One step of the scenario, timed and recorded."""
 
@@ -73,6 +97,8 @@ def run_scenario(base_url: str, out: Path, query: str = "artist", chromium: str 
 
     out.mkdir(parents=True, exist_ok=True)
     host = urlsplit(base_url).netloc
+    key = os.environ.get(KEY_VARIABLE) or None
+    _reachable(base_url, key)
     report: dict[str, Any] = {"base_url": base_url, "query": query, "steps": [], "screenshots": []}
     requests: list[str] = []
     outside: list[str] = []
@@ -107,6 +133,9 @@ def run_scenario(base_url: str, out: Path, query: str = "artist", chromium: str 
                 ),
             )
             context.set_default_timeout(TIMEOUT_MS)
+            if key:  # as a user who typed the read key into the page's form
+                context.add_init_script(f"sessionStorage.setItem('cmar-read-key', {json.dumps(key)})")
+                context.set_extra_http_headers({"Authorization": f"Bearer {key}"})
             page = context.new_page()
             watch(page)
             try:

@@ -61,6 +61,18 @@ def hub_penalty(neighbour_sims: npt.ArrayLike, beta: float) -> FloatArray:
     return (beta / 2 * sims.mean(axis=1)).astype(np.float32)
 
 
+def row_cosines(vectors: npt.ArrayLike, query: npt.ArrayLike) -> FloatArray:
+    """Dot products (n,) of float32 rows (n, D) with a query (D,), each row summed alone.
+
+    The one arithmetic every ranking of the served artists uses (the build's precomputed
+    lists, searches, filtered rankings, written artists): a row's value never depends on the
+    other rows or their number, as a BLAS product's would (kernels chosen by size), so two
+    paths that rank the same artists agree to the last bit and break ties the same way.
+    """
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    return np.einsum("nd,d->n", rows, np.asarray(query, dtype=np.float32))
+
+
 def as_candidates(vectors: npt.ArrayLike, penalty: npt.ArrayLike) -> FloatArray:
     """Stored form of unit vectors (N, D) with their hub penalty: (N, D + 1) = [v, -penalty]."""
     v = np.asarray(vectors, dtype=np.float32)

@@ -31,7 +31,7 @@ from core.fusion import subset_groups
 from core.manifest import BuildRecord, HubPenalty, IndexManifest, SearchSetting, SelfCheck, write_manifest
 from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
-from core.vectors import FloatArray, as_candidates, as_queries
+from core.vectors import FloatArray, as_candidates, as_queries, row_cosines
 from index_build import structure
 from index_build.hubs import (
     DEFAULT_HUB_BETA,
@@ -237,21 +237,36 @@ def index_vectors(
     t0 = time.perf_counter()
     lists = lists_scores = None
     if neighbours_k > 0 and n > 1 and n <= PRECOMPUTE_LIMIT:
-        lists, lists_scores = _precompute(index, queries, penalty, min(neighbours_k, n - 1), progress)
+        lists, lists_scores = _precompute(index, vectors, queries, penalty, min(neighbours_k, n - 1), progress)
     timings["precompute_s"] = time.perf_counter() - t0
     return BuiltIndex(index, penalty, plan, tuning, check, lists, lists_scores, timings)
 
 
+RESCORE_MARGIN = 8  # candidates fetched beyond k, so that rescoring, not the search's rounding, decides the last places
+
+
 def _precompute(
-    index: faiss.Index, queries: FloatArray, penalty: FloatArray, k: int, progress: bool
+    index: faiss.Index, vectors: FloatArray, queries: FloatArray, penalty: FloatArray, k: int, progress: bool
 ) -> tuple[np.ndarray, FloatArray]:
-    """Every artist's k most similar others: rows (N, k) int32 and cosines (N, k)."""
-    scores, rows = search_all(index, queries, k + 1, progress=progress, desc="similar lists")
-    keep = rows != np.arange(len(rows))[:, None]
-    keep[keep.all(axis=1), -1] = False  # the artist itself was tied out of its list: drop the last instead
-    rows = rows[keep].reshape(len(rows), k)
-    cosines = scores[keep].reshape(len(rows), k) + penalty[np.maximum(rows, 0)]
-    return rows.astype(np.int32), cosines.astype(np.float32)
+    """Every artist's k most similar others: rows (N, k) int32 and cosines (N, k).
+
+    The index proposes k + 1 + RESCORE_MARGIN candidates; each is rescored as the service
+    ranks (`core.vectors.row_cosines` minus the hub penalty, ties by row), so a precomputed
+    list is exactly the list a search or a filtered ranking of the service gives.
+    """
+    n = len(vectors)
+    want = min(n, k + 1 + RESCORE_MARGIN)
+    _, found = search_all(index, queries, want, progress=progress, desc="similar lists")
+    rows = np.empty((n, k), dtype=np.int32)
+    cosines = np.empty((n, k), dtype=np.float32)
+    for i in range(n):
+        cands = np.sort(found[i][(found[i] >= 0) & (found[i] != i)])  # by row, so that ties rank by row
+        cos = row_cosines(vectors[cands], vectors[i])
+        best = np.argsort(-(cos - penalty[cands]), kind="stable")[:k]
+        if best.size < k:  # only a graph index could return fewer; lists are precomputed for exact ones
+            raise CmarError(f"precomputing similar lists: artist row {i} has {best.size} candidates, {k} needed")
+        rows[i], cosines[i] = cands[best], cos[best]
+    return rows, cosines
 
 
 def build_index(

@@ -105,29 +105,23 @@ class Artifacts:
                     f"self-query: artist {self.index.artist_ids[row]!r} is not among its own {depth} nearest"
                 )
 
-    def encode_queries(
-        self, queries: list[tuple[dict[str, FloatArray], dict[str, tuple[FloatArray, np.ndarray]]]]
-    ) -> FloatArray:
-        """Encode and fuse cold-start queries together: one ONNX Runtime call per vector encoder
-        and one per set length (`_encode_sets`).
-
-        Each query is (vectors, sets): vectors maps a modality to its (d,) input; sets maps one
-        to its (T, d) item vectors, heaviest first, and their (T,) raw weights, of which the
-        first `max_tags` are used. Returns the fused unit vectors (B, D), one per query.
-
-        A query's vector is the same to the last bit whatever else is in the batch: a set is
-        encoded at its own length, in a call of at least `MIN_SET_BATCH` rows (ONNX Runtime
-        computes attention over a batch of one by another kernel, and padding to another length
-        can change the last bit); fusion is batch-invariant (`core.fusion.Fusion.fuse`).
-        """
-        stack, present = self.encode_modalities(queries)
-        return self.model.fuse(stack, present, list(self.model.sessions), batch_invariant=True)
-
     def encode_modalities(
         self, queries: list[tuple[dict[str, FloatArray], dict[str, tuple[FloatArray, np.ndarray]]]]
     ) -> tuple[FloatArray, np.ndarray]:
-        """Each query's own unit embedding per modality, before fusion: (M, B, D), zero where not
-        given, and (M, B) presence; modalities in the order of `model.sessions`."""
+        """Encode cold-start queries together: each query's own unit embedding per modality, before
+        fusion, (M, B, D), zero where not given, and (M, B) presence; modalities in the order of
+        `model.sessions` (`model.fuse` then makes the fused vectors). One ONNX Runtime call per
+        vector encoder and one per set length (`_encode_sets`).
+
+        Each query is (vectors, sets): vectors maps a modality to its (d,) input; sets maps one
+        to its (T, d) item vectors, heaviest first, and their (T,) raw weights, of which the
+        first `max_tags` are used.
+
+        A query's embeddings are the same to the last bit whatever else is in the batch: a set
+        is encoded at its own length, in a call of at least `MIN_SET_BATCH` rows (ONNX Runtime
+        computes attention over a batch of one by another kernel, and padding to another length
+        can change the last bit); fusion is batch-invariant (`core.fusion.Fusion.fuse`).
+        """
         model = self.model
         names = list(model.sessions)
         stack = np.zeros((len(names), len(queries), model.dim), dtype=np.float32)  # (M, B, D)
@@ -165,4 +159,4 @@ class Artifacts:
             out[[cols[j] for j in members]] = encoded[: len(members)]
 
 
-MIN_SET_BATCH = 2  # see Artifacts.encode_queries
+MIN_SET_BATCH = 2  # see Artifacts.encode_modalities

@@ -1,4 +1,5 @@
-"""API keys: writes and admin always need one, reads when the settings say so.
+"""API keys: writes and admin always need the API key; reads, when the settings close them, the read key
+(CMAR_READ_KEY, which opens nothing else) or the API key.
 
 One check (`check_key`) over a header look-up, used by the query endpoints
 (`service.endpoints.read_access`) and by FastAPI's routes (`require_key`, `read_access`).
@@ -10,6 +11,7 @@ import hmac
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
+from pydantic import SecretStr
 
 from service.settings import Settings
 
@@ -25,10 +27,13 @@ def _given_key(header: HeaderLookup) -> str | None:
     return header(KEY_HEADER.lower()) or None
 
 
-def check_key(settings: Settings, header: HeaderLookup, what: str) -> None:
-    """Raise 401 without a key, 403 with a wrong one (or when the server has none), each saying so."""
-    expected = settings.api_key
-    if expected is None:
+def check_key(settings: Settings, header: HeaderLookup, what: str, also: SecretStr | None = None) -> None:
+    """Raise 401 without a key, 403 with a wrong one (or when the server has none), each saying so.
+
+    The API key (CMAR_API_KEY) always passes; `also` is another key accepted (reads: CMAR_READ_KEY).
+    """
+    accepted = [k for k in (settings.api_key, also) if k is not None]
+    if not accepted:
         raise HTTPException(403, f"{what} is disabled: the server has no API key (set CMAR_API_KEY)")
     given = _given_key(header)
     if given is None:
@@ -37,14 +42,15 @@ def check_key(settings: Settings, header: HeaderLookup, what: str) -> None:
             f"{what} needs an API key: send 'Authorization: Bearer <key>' or '{KEY_HEADER}: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):  # constant time
+    matches = [hmac.compare_digest(given.encode(), k.get_secret_value().encode()) for k in accepted]  # constant time
+    if not any(matches):
         raise HTTPException(403, "the API key is not valid")
 
 
 def check_read(settings: Settings, header: HeaderLookup) -> None:
-    """Check the key of a read, if the settings close reads."""
+    """Check the key of a read, if the settings close reads: the read key (CMAR_READ_KEY) or the API key."""
     if settings.read_key_required:
-        check_key(settings, header, "reading")
+        check_key(settings, header, "reading", also=settings.read_key)
 
 
 async def require_key(request: Request) -> None:

@@ -174,7 +174,7 @@ def similar_params(query: bytes) -> tuple[int, SimilarOptions | None]:
     known = _K_CACHE.get(query)
     if known is not None:
         return known, None
-    pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    pairs = query_pairs(query)
     params = dict(pairs)
     given = params.get("k")
     k = DEFAULT_K
@@ -209,7 +209,15 @@ def _options(pairs: list[tuple[str, str]], params: dict[str, str]) -> SimilarOpt
 
 def query_params(query: bytes) -> dict[str, str]:
     """A raw query string's parameters as FastAPI reads them: percent-decoded, the last of a repeated name."""
-    return dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    return dict(query_pairs(query))
+
+
+def query_pairs(query: bytes) -> list[tuple[str, str]]:
+    """A raw query string's (name, value) pairs, percent-decoded; a 400 if an escape is not UTF-8."""
+    try:
+        return urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise HTTPException(status_code=400, detail="the query string's percent-escapes are not UTF-8") from None
 
 
 MAX_MATCHES = 100  # results of one name search
@@ -243,23 +251,29 @@ def _limit(params: dict[str, str]) -> int:
 
 async def cold_start_query(call: Call) -> Any:
     """The body of POST /similar, parsed and validated in one pass from its bytes (a 422 naming the field)."""
-    return await json_body(call, SimilarQuery)
+    return await json_body(call, SimilarQuery, strict=True)
 
 
-async def json_body(call: Call, model: Any) -> Any:
-    """A JSON body parsed and validated by a pydantic model in one pass: 400 if unreadable, 422 naming the field."""
+async def json_body(call: Call, model: Any, strict: bool = False) -> Any:
+    """A JSON body parsed and validated by a pydantic model in one pass: 400 if unreadable, 422 naming the field.
+
+    `strict`: JSON types as the schema says (a number is not `true` or `"1"`, a boolean not `1`).
+    """
     kind = call.header("content-type")
     if kind is not None and "json" not in kind.lower():
         raise unprocessable(["body"], f"expected a JSON body (Content-Type: application/json), got {kind!r}")
     body = await call.body()
     if not body.strip():
-        raise HTTPException(status_code=422, detail=validation_errors([{"loc": ("body",), "type": "missing"}]))
+        if model is SimilarQuery:  # its message names the modalities
+            raise HTTPException(status_code=422, detail=validation_errors([{"loc": ("body",), "type": "missing"}]))
+        required = [name for name, f in model.model_fields.items() if f.is_required()]
+        raise unprocessable(["body"], f"a JSON body is required: an object with {' and '.join(required)}")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HTTPException(status_code=400, detail=f"the body is not UTF-8 text (byte {exc.start})") from None
     try:
-        return model.model_validate_json(body)
+        return model.model_validate_json(body, strict=strict or None)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
         messages = [str(e["msg"]) for e in errors if e["type"] == "json_invalid"]
@@ -355,7 +369,7 @@ def optioned_body(
         body["total"] = total
     if options.explain:
         body["results"] = explained_results(artifacts, query, hits, overlay)
-        return orjson.dumps(body)
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     return orjson.dumps(body)[:-1] + b',"results":' + hits_json(hits) + b"}"
 
 
@@ -389,7 +403,7 @@ async def similar_batch(call: Call) -> bytes:
 
     In a worker thread, from one snapshot of the writes; ids not served are listed in `missing`.
     """
-    batch = await json_body(call, SimilarBatch)
+    batch = await json_body(call, SimilarBatch, strict=True)
     artifacts = call.artifacts
     overlay = artifacts.overlay
     options = batch.options()
@@ -420,7 +434,7 @@ async def cold_start_batch(call: Call) -> bytes:
     ones with options one by one; a query the model cannot take is a 422 naming it
     (`["body", "queries", i, ...]`), and then no query is answered.
     """
-    batch = await json_body(call, ColdStartBatch)
+    batch = await json_body(call, ColdStartBatch, strict=True)
     artifacts = call.artifacts
     overlay = artifacts.overlay
     inputs = [_located(i, functools.partial(query_inputs, artifacts, q)) for i, q in enumerate(batch.queries)]
@@ -551,7 +565,8 @@ async def track_clusters(call: Call) -> bytes:
 
 MAX_MAP_POINTS = 10_000  # points of one GET /map page
 _MAP_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_MAP_POINTS)])
-_MAP_OFFSET = TypeAdapter(Annotated[int, Field(ge=0)])
+MAX_MAP_OFFSET = 100_000_000  # far beyond any index this service can hold
+_MAP_OFFSET = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_MAP_OFFSET)])
 
 
 def _map_params(params: dict[str, str]) -> tuple[int, int, tuple[float, float, float, float] | None]:
@@ -607,6 +622,7 @@ async def served_map(call: Call) -> bytes:
             inside &= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
         chosen = np.flatnonzero(inside)
         page = chosen[offset : offset + limit]
+        unplaced_rows = np.flatnonzero(~placed)
         n = len(kept)
         points = []
         for j in page.tolist():
@@ -619,15 +635,21 @@ async def served_map(call: Call) -> bytes:
             points.append(
                 {"artist_id": artist_id, "name": name, "x": float(xy[j, 0]), "y": float(xy[j, 1]), "placed_by": by}
             )
-        unplaced = [index.artist_ids[kept[j]] if j < n else overlay.ids[j - n] for j in np.flatnonzero(~placed)]
+        unplaced_page = [] if box is not None else unplaced_rows[offset : offset + limit].tolist()
+        unplaced = [index.artist_ids[kept[j]] if j < n else overlay.ids[j - n] for j in unplaced_page]
+        from_map = int(layout.from_map[kept].sum())
         body = {
             **the_map.about,
+            "served": len(xy),
+            "served_on_map": from_map,
+            "placed_by_neighbours": int(placed.sum()) - from_map,
             "bounds": bounds,
             "total": int(chosen.size),
             "offset": offset,
             "limit": limit,
             "points": points,
-            "unplaced": unplaced[:MAX_MAP_POINTS],
+            "unplaced_total": int(unplaced_rows.size),
+            "unplaced": unplaced,
         }
         return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -128,7 +128,7 @@ def explained_results(artifacts: Artifacts, query: Side | None, hits: list[Hit],
     for hit in hits:
         result = side_of(artifacts, hit.artist_id, overlay)
         item: dict[str, Any] = orjson.loads(hit.fragment + b"}")
-        item["score"] = hit.score
+        item["score"] = np.float32(hit.score)  # written as float32's shortest form, as plain answers are
         item["explanation"] = None if asked is None or result is None else explanation(asked, completed(result, fusion))
         results.append(item)
     return results

@@ -60,13 +60,15 @@ class ServedMap:
 
     @property
     def about(self) -> dict[str, object]:
-        """What the map is: method, seed, source space, items, and its preservation S_n of the source's lists."""
+        """What the map is: its folder's and source's names, method, seed, items, and its preservation S_n of
+        the source's lists (measured when it was drawn, on its source)."""
         m = self.map.manifest
-        return {
-            "map": str(self.folder),
+        source = m.get("source")
+        return {  # folder names only: the server's paths are not the clients' business
+            "map": self.folder.name,
             "method": m.get("method"),
             "seed": m.get("seed"),
-            "source": m.get("source"),
+            "source": None if source is None else Path(str(source)).name,
             "n_items": len(self.map.ids),
             "preservation": m.get("preservation", {}),
         }

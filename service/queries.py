@@ -58,7 +58,7 @@ class QueryInputs:
     vectors: dict[str, np.ndarray]
     sets: SetInputs
     unknown_tags: list[str]
-    items: dict[str, dict[str, float]] = field(default_factory=dict)  # set modality -> named items used, heaviest first
+    items: dict[str, dict[str, float]] = field(default_factory=dict)  # set modality -> named items the encoder takes
 
     @property
     def modalities(self) -> list[str]:
@@ -97,7 +97,7 @@ def query_inputs(artifacts: Artifacts, query: Any) -> QueryInputs:
             # which tags fill the encoder's slots.
             order = sorted(rows, key=lambda t: (-weighted[t], rows[t]))
             sets[name] = (vocab.vectors[[rows[t] for t in order]], np.array([weighted[t] for t in order]))
-            named[name] = {t: weighted[t] for t in order}
+            named[name] = {t: weighted[t] for t in order[: model.manifest.max_tags]}  # the ones the encoder takes
         else:
             items = np.stack([_finite([*loc, i], v, dim) for i, v in enumerate(value)])
             sets[name] = (items, np.ones(len(items)))
@@ -137,21 +137,30 @@ def _finite(loc: list[str | int], value: list[float], dim: int) -> np.ndarray:
 
 
 def encode_many(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[np.ndarray | HTTPException]:
-    """The fused (D,) unit vector of each checked input, or the 422 of one the encoders overflow on.
+    """The fused (D,) unit vector of each checked input, or the 422 of one the encoders overflow on
+    (located at the first modality whose embedding is not finite, else at the body).
 
-    One ONNX Runtime call per encoder for all of them (`Artifacts.encode_queries`); each
+    One ONNX Runtime call per encoder for all of them (`Artifacts.encode_modalities`); each
     answer is the same whatever else is in the list.
     """
-    encoded = artifacts.encode_queries([(i.vectors, i.sets) for i in inputs])
+    stack, present = artifacts.encode_modalities([(i.vectors, i.sets) for i in inputs])
+    names = list(artifacts.model.sessions)
+    encoded = artifacts.model.fuse(stack, present, names, batch_invariant=True)
     usable = np.logical_and(np.isfinite(encoded).all(axis=1), encoded.any(axis=1))
-    fine = [bool(ok) for ok in np.atleast_1d(usable)]
-    return [vector if ok else _overflow(i) for vector, ok, i in zip(encoded, fine, inputs, strict=True)]
+    out: list[np.ndarray | HTTPException] = []
+    for b, (vector, ok, i) in enumerate(zip(encoded, np.atleast_1d(usable), inputs, strict=True)):
+        if ok:
+            out.append(vector)
+            continue
+        broken = [n for m, n in enumerate(names) if present[m, b] and not np.isfinite(stack[m, b]).all()]
+        out.append(_overflow(i, broken[0] if broken else None))
+    return out
 
 
-def _overflow(inputs: QueryInputs) -> HTTPException:
+def _overflow(inputs: QueryInputs, modality: str | None) -> HTTPException:
     return unprocessable(
-        ["body"],
-        f"the model cannot encode these {', '.join(inputs.modalities)} values: they are far outside "
+        ["body", modality] if modality else ["body"],
+        f"the model cannot encode these {modality or ', '.join(inputs.modalities)} values: they are far outside "
         "the range of its training data (overflow)",
     )
 

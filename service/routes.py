@@ -136,7 +136,7 @@ async def track_clusters(query: TrackClustersQuery) -> None:
 
 @documented.get("/map", response_model=MapPage, tags=["map"])
 async def served_map(
-    offset: Annotated[int, Query(ge=0, description="points to skip (paging)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000_000, description="points to skip (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000, description="most points, 1 to 10,000")] = 1000,
     box: Annotated[str | None, Query(description="only points inside x0,y0,x1,y1")] = None,
 ) -> None:

@@ -173,6 +173,16 @@ SimilarQuery = create_model(  # one optional field per registry modality
 
 
 MAX_BATCH_QUERIES = 100  # artists or cold-start queries in one batch request
+MAX_BATCH_RESULTS = 20_000  # results (queries x k) of one batch request
+MAX_EXPLAINED = 2_000  # explained results of one batch request (each costs about 50 us and 1 kB)
+
+
+def _batch_size(queries: int, k_total: int, explained: int, where: str) -> None:
+    """The caps on one batch's work: results and explained results (ValueError naming `where`)."""
+    if k_total > MAX_BATCH_RESULTS:
+        raise ValueError(f"{where} ask for {k_total} results in all; at most {MAX_BATCH_RESULTS} per request")
+    if explained > MAX_EXPLAINED:
+        raise ValueError(f"{where} ask for {explained} explained results; at most {MAX_EXPLAINED} per request")
 
 
 class SimilarBatch(SimilarOptions):
@@ -183,7 +193,15 @@ class SimilarBatch(SimilarOptions):
     artist_ids: list[Annotated[Text, Field(min_length=1)]] = Field(
         min_length=1, max_length=MAX_BATCH_QUERIES, description=f"served artists' ids, 1 to {MAX_BATCH_QUERIES}"
     )
-    k: int = Field(10, ge=1, le=MAX_K, description=f"number of results per artist, 1 to {MAX_K}")
+    k: int = Field(
+        10, ge=1, le=MAX_K, description=f"results per artist, 1 to {MAX_K}; ids x k at most {MAX_BATCH_RESULTS}"
+    )
+
+    @model_validator(mode="after")
+    def _work(self) -> SimilarBatch:
+        n = len(set(self.artist_ids))
+        _batch_size(n, n * self.k, n * self.k if self.explain else 0, f"{n} artists x k = {self.k}")
+        return self
 
 
 class ColdStartBatch(BaseModel):
@@ -192,8 +210,17 @@ class ColdStartBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: list[SimilarQuery] = Field(  # type: ignore[valid-type]
-        min_length=1, max_length=MAX_BATCH_QUERIES, description=f"1 to {MAX_BATCH_QUERIES} queries"
+        min_length=1,
+        max_length=MAX_BATCH_QUERIES,
+        description=f"1 to {MAX_BATCH_QUERIES} queries; their k add up to at most {MAX_BATCH_RESULTS}",
     )
+
+    @model_validator(mode="after")
+    def _work(self) -> ColdStartBatch:
+        ks = [q.k for q in self.queries]
+        explained = sum(q.k for q in self.queries if q.explain)
+        _batch_size(len(ks), sum(ks), explained, f"{len(ks)} queries")
+        return self
 
 
 ArtistWrite = create_model(  # PUT /artists/{id}: a name and one optional field per registry modality
@@ -446,20 +473,24 @@ class MapPoint(BaseModel):
 class MapPage(BaseModel):
     """A page of the map of the served artists, and what the map is."""
 
-    map: str = Field(description="the map folder")
+    map: str = Field(description="the map folder's name")
     method: str | None = Field(description="how it was made: pca, random, tsne, umap")
     seed: int | None
-    source: str | None = Field(description="the space it was made from")
+    source: str | None = Field(description="the name of the space it was made from")
     n_items: int = Field(description="items the map folder holds")
     preservation: dict[str, float] = Field(
         description="S_n: share of each item's n nearest in the source that stay its n nearest on the map"
     )
+    served: int = Field(description="artists served now")
+    served_on_map: int = Field(description="of them, those the map folder holds")
+    placed_by_neighbours: int = Field(description="of them, those placed by their nearest mapped artists")
     bounds: list[float] | None = Field(description="x0, y0, x1, y1 of every placed artist")
     total: int = Field(description="placed artists in the box (all of them without a box)")
     offset: int
     limit: int
     points: list[MapPoint]
-    unplaced: list[str] = Field(description="served artists the map cannot place (none share the map's artists)")
+    unplaced_total: int = Field(description="served artists the map cannot place (it holds none of the served)")
+    unplaced: list[str] = Field(description="a page of them (offset, limit), without a box")
 
 
 class ErrorDetail(BaseModel):

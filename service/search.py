@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.vectors import FloatArray
+from core.vectors import FloatArray, row_cosines
 from inference.index import vectors_of
 from service.artifacts import Artifacts
 from service.live import Overlay
@@ -77,7 +77,8 @@ def search_many(
 
     `priors[b]` > 0 adds that weight times the candidate's popularity prior
     (`inference.index.Index.popularity_prior`; 0 for written artists) to query b's ranking,
-    among its max(5 k, PRIOR_POOL) best candidates; scores stay cosines.
+    among its `prior_pool(k)` best built-index candidates by cosine minus penalty (and every
+    written artist); scores stay cosines.
     """
     overlay = overlay or artifacts.overlay
     q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(ks), -1)
@@ -85,7 +86,7 @@ def search_many(
     priors = priors or [0.0] * len(ks)
     extra = len(overlay.hidden) + 1 + RESCORE_MARGIN
     # What each query alone would fetch; it ranks only those, so its answer does not depend on the batch.
-    fetch = [(max(5 * k, PRIOR_POOL) if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
+    fetch = [(prior_pool(k) if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
     _, candidates = artifacts.index.search(q, min(len(artifacts.index), max(fetch, default=extra)))
     answers = []
     for b, (k, exclude, weight) in enumerate(zip(ks, excludes, priors, strict=True)):
@@ -96,12 +97,20 @@ def search_many(
         skip = artifacts.index.row_of.get(exclude) if exclude is not None else None
         if skip is not None:
             rows = rows[rows != skip]
-        cosines = np.einsum("nd,d->n", vectors_of(artifacts.index, rows), q[b])  # row by row, unlike BLAS
-        live_cos = overlay.vectors @ q[b]
+        cosines = row_cosines(vectors_of(artifacts.index, rows), q[b])
+        if weight > 0:  # the prior re-ranks the pool: the best prior_pool(k) by cosine minus penalty
+            pool = np.sort(np.argsort(-(cosines - artifacts.index.penalty[rows]), kind="stable")[: prior_pool(k)])
+            rows, cosines = rows[pool], cosines[pool]
+        live_cos = row_cosines(overlay.vectors, q[b])
         if exclude in overlay.row_of:
             live_cos[overlay.row_of[exclude]] = -np.inf
         answers.append(_merge(artifacts, rows, cosines, live_cos, overlay, k, weight))
     return answers
+
+
+def prior_pool(k: int) -> int:
+    """How many of a cold-start query's best candidates (cosine minus penalty) its popularity prior re-ranks."""
+    return max(5 * k, PRIOR_POOL)
 
 
 def _merge(
@@ -161,7 +170,7 @@ def quick_similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Ov
     keep = ~np.isin(rows, overlay.hidden_rows)
     if keep.sum() < k:
         return None
-    live_cos = overlay.vectors @ vectors_of(artifacts.index, np.array([row]))[0]
+    live_cos = row_cosines(overlay.vectors, vectors_of(artifacts.index, np.array([row]))[0])
     merged = _merge(
         artifacts, rows[keep].astype(np.int64), artifacts.index.neighbour_scores[row][keep], live_cos, overlay, k
     )

@@ -48,7 +48,10 @@ class Settings(BaseSettings):
         description="SQLite database of artists written through the API (default: writes.sqlite3 beside the index)",
     )
     api_key: SecretStr | None = Field(None, description="key for writes and admin (unset = those are refused)")
-    read_key_required: bool = Field(False, description="reads need the API key too")
+    read_key_required: bool = Field(False, description="reads need a key: the read key or the API key")
+    read_key: SecretStr | None = Field(
+        None, description="a key for reads only (with read_key_required), e.g. for the web page's users"
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (413 above)")
     max_header_bytes: int = Field(
         65_536, ge=1024, description="largest request line and headers accepted (431 above; the connection closes)"
@@ -76,7 +79,7 @@ class Settings(BaseSettings):
     def _empty_path_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "read_key", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value

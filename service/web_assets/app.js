@@ -176,8 +176,12 @@ function combobox({ label, placeholder, fetchItems, onPick, id }) {
     try {
       const found = await fetchItems(text);
       if (ticket === asked) show(found);
+      problem.replaceChildren();
     } catch (error) {
-      if (ticket === asked) show([]);
+      if (ticket === asked) {
+        show([]);
+        problem.replaceChildren(alertBox(error));  // the API's message: a missing key, say
+      }
     }
   }, 120);
 
@@ -201,7 +205,8 @@ function combobox({ label, placeholder, fetchItems, onPick, id }) {
       close();
     }
   });
-  const wrap = h("div", { class: "combo" }, h("label", { for: inputId }, label), input, list);
+  const problem = h("div", {});
+  const wrap = h("div", { class: "combo" }, h("label", { for: inputId }, label), input, list, problem);
   return { wrap, input, suggest };
 }
 
@@ -485,10 +490,8 @@ async function mapPage(main) {
   try {
     first = await api("/map?limit=10000");
   } catch (error) {
-    main.append(
-      h("p", {}, "This service has no map to show."),
-      alertBox(error),
-    );
+    main.append(...[error.status === 404 ? h("p", {}, "This service has no map to show.") : null, alertBox(error)]
+      .filter(Boolean));
     return;
   }
   const points = [...first.points];
@@ -499,10 +502,17 @@ async function mapPage(main) {
   }
   const byId = new Map(points.map((p, i) => [p.artist_id, i]));
   const kept10 = first.preservation && first.preservation["10"];
+  const placedBy = first.placed_by_neighbours
+    ? ` ${first.placed_by_neighbours} of them are not in the map folder and sit at the median of their nearest ` +
+      "mapped artists."
+    : "";
+  const unplaced = first.unplaced_total ? ` ${first.unplaced_total} served artists cannot be placed: the map holds ` +
+    "none of the served artists (was it drawn for another index?)." : "";
   main.append(h("p", { class: "note" },
-    `${points.length} artists, ${first.method} map (seed ${first.seed}) of ${first.source}.`,
-    kept10 === undefined ? "" : ` On average it keeps ${Math.round(kept10 * 100)}% of an artist's 10 nearest ` +
-      "neighbours among its 10 nearest points."));
+    `${points.length} artists on a ${first.method} map (seed ${first.seed}) drawn from ${first.source}.`,
+    kept10 === undefined ? "" : ` Where it was drawn it kept ${Math.round(kept10 * 100)}% of an artist's 10 ` +
+      "nearest neighbours among its 10 nearest points.", placedBy, unplaced));
+  if (!points.length) return;
 
   const canvas = h("canvas", { width: 900, height: 640, role: "img",
     "aria-label": "Map of the served artists; choose an artist with the search box to highlight its neighbours" });
@@ -525,9 +535,7 @@ async function mapPage(main) {
   });
   main.append(combo.wrap, legend, h("div", { class: "map-wrap" }, canvas, tip), status);
 
-  const xs = points.map((p) => p.x);
-  const ys = points.map((p) => p.y);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const [x0, y0, x1, y1] = first.bounds;  // every placed artist's box (no spread of 100,000 arguments)
   let selected = null;
   let truth = [];
   let nearOnMap = [];

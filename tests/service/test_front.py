@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from service.app import CmarApp, create_app
 from service.endpoints import Call, endpoints
@@ -91,6 +92,20 @@ def test_the_read_key_is_one_check_on_every_query_endpoint(built: Built, tmp_pat
                 assert r.status_code == (403 if key else 401), (path, r.text)
             assert c.post("/similar", json={"audio": [0.0] * 3}).status_code == 401
         assert c.get("/healthz").status_code == 200  # liveness probes carry no key
+
+
+def test_the_read_key_opens_reads_and_nothing_else(built: Built, tmp_path: Path) -> None:
+    settings = _closed_reads(built, tmp_path).model_copy(update={"read_key": SecretStr("reader-only")})
+    artist = _indexed(built, 2)
+    reader = {"Authorization": "Bearer reader-only"}
+    with TestClient(create_app(settings)) as c:
+        for path in (f"/artists/{artist}/similar", f"/artists/{artist}", "/map", "/readyz"):
+            assert c.get(path, headers=reader).status_code in (200, 404), path  # /map: 404, no map here
+            assert c.get(path).status_code == 401
+        assert c.get(f"/artists/{artist}", headers=AUTH).status_code == 200  # the API key reads too
+        assert c.put("/artists/x", json=_body_of(built, artist, "X"), headers=reader).status_code == 403
+        assert c.delete(f"/artists/{artist}", headers=reader).status_code == 403
+        assert c.post("/admin/swap", json={"dry_run": True}, headers=reader).status_code == 403
 
 
 def test_the_openapi_document_lists_exactly_the_endpoints_front_serves(client: TestClient) -> None:

@@ -72,6 +72,8 @@ def test_every_served_artist_is_on_the_map(client: TestClient, loaded: LoadedInd
             assert (point["x"], point["y"]) == pytest.approx(tuple(xy), abs=1e-4)
     about = client.get("/map", params={"limit": 1}).json()
     assert about["method"] == "pca" and about["n_items"] == len(loaded) - DROPPED and about["unplaced"] == []
+    assert about["served_on_map"] == len(loaded) - DROPPED and about["placed_by_neighbours"] == DROPPED
+    assert about["map"] == "pca" and "/" not in str(about["source"])  # names, not the server's paths
     assert set(about["preservation"]) == {"5", "10", "100", "200"}
 
 
@@ -101,7 +103,13 @@ def test_written_artists_are_placed_and_deleted_ones_leave(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"box": "1,2,3"}, "box"), ({"box": "3,0,1,1"}, "box"), ({"box": "0,0,nan,1"}, "box"), ({"limit": 0}, "limit")],
+    [
+        ({"box": "1,2,3"}, "box"),
+        ({"box": "3,0,1,1"}, "box"),
+        ({"box": "0,0,nan,1"}, "box"),
+        ({"limit": 0}, "limit"),
+        ({"offset": 2**64}, "offset"),  # beyond any index: a 422, not a number too large to write back
+    ],
 )
 def test_bad_map_parameters_are_422s(client: TestClient, params: dict, field: str) -> None:
     r = client.get("/map", params=params)
@@ -119,3 +127,21 @@ def test_no_map_is_a_404_and_a_bad_map_folder_refuses_to_start(built: Built, tmp
 
     with pytest.raises(CmarError, match="not a map folder"):
         load_map(Settings(model_dir=built.model, index_dir=built.index, map_dir=tmp_path / "notamap"))  # type: ignore[call-arg]
+
+
+def test_a_map_of_another_index_lists_every_served_artist_as_unplaced_page_by_page(
+    built: Built, tmp_path: Path
+) -> None:
+    out = tmp_path / "other"
+    out.mkdir()
+    pq.write_table(pa.table({"id": ["x1", "x2", "x3"], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5]}), out / MAP_FILE)
+    (out / "manifest.json").write_text('{"kind": "map", "method": "pca", "seed": 0, "source": "/a/b/elsewhere"}')
+    settings = Settings(model_dir=built.model, index_dir=built.index, map_dir=out, writes_db=tmp_path / "w.db")  # type: ignore[call-arg]
+    with TestClient(create_app(settings)) as c:
+        first = c.get("/map", params={"limit": 10}).json()
+        served = first["served"]
+        assert first["total"] == 0 and first["unplaced_total"] == served and len(first["unplaced"]) == 10
+        pages = [c.get("/map", params={"limit": 100, "offset": o}).json()["unplaced"] for o in range(0, served, 100)]
+        assert len({a for p in pages for a in p}) == served  # every one reachable
+        assert c.get("/map", params={"box": "0,0,1,1"}).json()["unplaced"] == []
+        assert first["source"] == "elsewhere"

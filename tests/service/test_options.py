@@ -3,6 +3,7 @@
 Each filtered answer is compared with filtering a full ranking computed here with numpy.
 """
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,3 +225,92 @@ def test_a_batch_of_cold_starts_answers_as_each_post_does(client: TestClient) ->
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "queries", 1, "tag"]
     bad = client.post("/similar/batch", json={"queries": [queries[0], {"tag": tags, "offset": -2}]})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "queries", 1, "offset"]
+
+
+def test_an_option_that_filters_nothing_changes_nothing(client: TestClient, loaded: LoadedIndex) -> None:
+    """One arithmetic and one prior pool for every path: precomputed lists, searches, full rankings."""
+    tags = [t["tag"] for t in client.get("/tags", params={"limit": 30}).json()["results"]]
+    for artist in loaded.artist_ids[:60:3]:
+        for k in (200, 260):  # a precomputed list, and a search
+            plain = client.get(f"/artists/{artist}/similar", params={"k": k}).json()["results"]
+            noop = client.get(f"/artists/{artist}/similar", params={"k": k, "exclude": "no-such-id"}).json()
+            assert noop["results"] == plain, (artist, k)
+        tail = client.get(f"/artists/{artist}/similar", params={"k": 1, "offset": 135}).json()["results"]
+        assert tail == client.get(f"/artists/{artist}/similar", params={"k": 136}).json()["results"][135:]
+    for tag in tags[::3]:
+        plain = client.post("/similar", json={"tag": [tag], "k": 40}).json()["results"]
+        noop = client.post("/similar", json={"tag": [tag], "k": 40, "exclude": ["no-such-id"]}).json()["results"]
+        assert noop == plain, tag
+        page = client.post("/similar", json={"tag": [tag], "k": 20, "offset": 20}).json()["results"]
+        assert page == plain[20:], tag
+
+
+def test_popularity_bounds_compare_the_popularity_shown(client: TestClient, loaded: LoadedIndex) -> None:
+    artist, other = loaded.artist_ids[0], loaded.artist_ids[7]
+    shown = client.get(f"/artists/{other}").json()["popularity"]  # float32's value, as a float64
+    above = float(np.nextafter(shown, np.inf))
+    exact = {"k": 1000, "min_popularity": shown, "max_popularity": shown}
+    assert other in _ids(client.get(f"/artists/{artist}/similar", params=exact))
+    assert other not in _ids(client.get(f"/artists/{artist}/similar", params={**exact, "min_popularity": above,
+                                                                              "max_popularity": above}))  # fmt: skip
+
+
+def test_shared_tags_are_only_tags_the_encoder_took(client: TestClient, loaded: LoadedIndex, built: Built) -> None:
+    vocab = [t["tag"] for t in client.get("/tags", params={"limit": 100}).json()["results"]]
+    many = {t: float(100 - i) for i, t in enumerate(vocab[:40])}  # heaviest first: the first 16 are used
+    r = client.post("/similar", json={"tag": many, "k": 50, "explain": True})
+    assert r.status_code == 200, r.text
+    used = set(vocab[:16])
+    shared = {t["tag"] for x in r.json()["results"] for t in x["explanation"]["shared_tags"]}
+    assert shared and shared <= used
+
+
+def test_work_caps_and_messages(client: TestClient, loaded: LoadedIndex, built: Built) -> None:
+    ids = loaded.artist_ids[:100]
+    big = client.post("/artists/similar", json={"artist_ids": ids, "k": 1000})
+    assert big.status_code == 422 and "at most 20000" in big.json()["detail"][0]["msg"]
+    explained = client.post("/artists/similar", json={"artist_ids": ids[:30], "k": 100, "explain": True})
+    assert explained.status_code == 422 and "explained results" in explained.json()["detail"][0]["msg"]
+    batch = client.post("/similar/batch", json={"queries": [{"tag": ["x"], "k": 1000}] * 21})
+    assert batch.status_code == 422 and "at most 20000" in batch.json()["detail"][0]["msg"]
+    empty = client.post("/artists/similar", content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 422 and "artist_ids" in empty.json()["detail"][0]["msg"]
+    loose = [{"offset": True}, {"explain": "yes"}, {"min_popularity": True}, {"offset": "1"}, {"k": "3"}]
+    for extra in loose:  # JSON types as the schema says
+        r = client.post("/similar", json={"tag": ["x"], **extra})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", next(iter(extra))], extra
+    assert client.get(f"/artists/{ids[0]}/similar?exclude=%ff").status_code == 400
+    from inference.encoder import OnnxModel
+
+    dim = OnnxModel(built.model).input_dim("audio")
+    overflow = client.post("/similar", json={"audio": [3e38] * dim, "k": 3})  # the encoder overflows: named
+    assert overflow.status_code == 422 and overflow.json()["detail"][0]["loc"] == ["body", "audio"], overflow.text
+    batch = client.post("/similar/batch", json={"queries": [{"tag": ["x"]}, {"audio": [3e38] * dim}]})
+    assert batch.status_code == 422
+
+
+def test_explained_scores_are_written_as_the_plain_ones(client: TestClient, loaded: LoadedIndex) -> None:
+    artist = loaded.artist_ids[4]
+    plain = client.get(f"/artists/{artist}/similar", params={"k": 5}).text
+    explained = client.get(f"/artists/{artist}/similar", params={"k": 5, "explain": "true"}).text
+    scores = re.findall(r'"score":([-0-9.e]+)', plain)
+    assert len(scores) == 5 and scores == re.findall(r'"score":([-0-9.e]+)', explained)
+
+
+def test_the_prior_pool_is_the_same_on_both_paths(
+    client: TestClient, loaded: LoadedIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start's popularity prior re-ranks its best max(5 k, PRIOR_POOL) candidates, filtered or not
+    (the pool is made smaller than the tiny index here, so that it matters)."""
+    import service.search
+
+    monkeypatch.setattr(service.search, "PRIOR_POOL", 30)
+    tags = [t["tag"] for t in client.get("/tags", params={"limit": 30}).json()["results"]]
+    differs = 0
+    for tag in tags[::2]:
+        plain = client.post("/similar", json={"tag": [tag], "k": 12}).json()["results"]
+        noop = client.post("/similar", json={"tag": [tag], "k": 12, "exclude": ["no-such-id"]}).json()["results"]
+        assert noop == plain, tag
+        everything = client.post("/similar", json={"tag": [tag], "k": 200}).json()["results"]
+        differs += [x["artist_id"] for x in everything[:12]] != [x["artist_id"] for x in plain]
+    assert differs  # the pool size matters here: a larger k re-ranks more candidates

@@ -138,7 +138,7 @@ def test_a_500_carries_the_request_id_and_versions_and_logs_it(
 
     from service.observe import JsonFormatter
 
-    monkeypatch.setattr(Artifacts, "encode_queries", boom)  # a bug, not a client's mistake
+    monkeypatch.setattr(Artifacts, "encode_modalities", boom)  # a bug, not a client's mistake
     with caplog.at_level(logging.ERROR):
         r = client.post("/similar", json={"tag": [_tags(built)[0]]}, headers={"X-Request-ID": "trace-me"})
     assert r.status_code == 500 and r.headers["x-request-id"] == "trace-me" and r.headers[MODEL_HEADER.lower()]
