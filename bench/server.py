@@ -114,7 +114,7 @@ def start_bare(log_file: Path, env: dict[str, str] | None = None) -> Server:
 def start(
     model: Path, index: Path, log_file: Path, env: dict[str, str] | None = None, port: int = 0, quiet: bool = True
 ) -> Server:
-    """Start `cmar serve` on a free port (or `port`) and wait until /readyz answers; raise CmarError if it does not.
+    """Start `cmar serve` on a free port (or `port`) and wait until /healthz answers; raise CmarError if it does not.
 
     `env` adds CMAR_* settings (an API key, a write database); `quiet` logs warnings only.
     """
@@ -130,7 +130,7 @@ def start(
         if process.poll() is not None:
             raise CmarError(f"the server exited with code {process.returncode}; see {log_file}")
         try:
-            get_json(port, "/readyz", timeout=1.0)
+            get_json(port, "/healthz", timeout=1.0)  # needs no key, even when reads do
             startup_s = time.perf_counter() - started
             log.info("server ready on port %d after %.1f s", port, startup_s)
             return Server(process, port, startup_s)

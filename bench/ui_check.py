@@ -121,10 +121,12 @@ def run_scenario(base_url: str, out: Path, query: str = "artist", chromium: str 
         page.on("pageerror", lambda e: console.append(f"page error: {e}"))
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium or find_chromium(), args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
-            context.route(  # a request to anywhere else is refused, and recorded by `seen`
+
+        def new_page(**viewport: Any) -> Any:
+            """A page in a context of its own: requests off the host refused (and recorded by `seen`),
+            the read key in the tab's storage as a user who typed it into the page's form."""
+            context = browser.new_context(**viewport)
+            context.route(
                 "**/*",
                 lambda route: (
                     route.continue_()
@@ -133,16 +135,18 @@ def run_scenario(base_url: str, out: Path, query: str = "artist", chromium: str 
                 ),
             )
             context.set_default_timeout(TIMEOUT_MS)
-            if key:  # as a user who typed the read key into the page's form
+            if key:
                 context.add_init_script(f"sessionStorage.setItem('cmar-read-key', {json.dumps(key)})")
-                context.set_extra_http_headers({"Authorization": f"Bearer {key}"})
             page = context.new_page()
             watch(page)
+            return page
+
+        browser = p.chromium.launch(executable_path=chromium or find_chromium(), args=["--no-sandbox"])
+        try:
+            page = new_page(viewport={"width": 1200, "height": 900})
             try:
-                _scenario(page, base_url, query, report, shot, expect)
-                phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
-                small = phone.new_page()
-                watch(small)
+                _scenario(page, base_url, query, report, shot, expect, key)
+                small = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
                 with Step(report, "phone: the artist's page at 390 px") as entry:
                     small.goto(report["artist_url"])
                     expect(small.locator("ol.results > li").first).to_be_visible()
@@ -170,7 +174,9 @@ def run_scenario(base_url: str, out: Path, query: str = "artist", chromium: str 
     return report
 
 
-def _scenario(page: Any, base: str, query: str, report: dict[str, Any], shot: Any, expect: Any) -> None:
+def _scenario(
+    page: Any, base: str, query: str, report: dict[str, Any], shot: Any, expect: Any, key: str | None
+) -> None:
     """The desktop steps (see the module's docstring)."""
     with Step(report, f"search {query!r} and pick the first suggestion with the keyboard") as entry:
         page.goto(f"{base}/ui/")
@@ -215,7 +221,8 @@ def _scenario(page: Any, base: str, query: str, report: dict[str, Any], shot: An
         shot(page, "3-map", full=True)
 
     with Step(report, "the cold-start form: tags chosen by autocomplete, answered with explanations") as entry:
-        common = page.request.get(f"{base}/tags?limit=1").json()["results"]
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        common = page.request.get(f"{base}/tags?limit=1", headers=headers).json()["results"]
         if not common:
             raise CmarError("the model has no tags to choose from")
         entry["typed"] = common[0]["tag"][:3]  # the beginning of the most carried tag

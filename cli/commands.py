@@ -328,8 +328,8 @@ def cmd_evaluate_spaces(args: argparse.Namespace) -> None:
     for folder in (args.jamendo, args.olga, *(args.olga_work or [])):
         if folder is not None and not folder.is_dir():
             raise CmarError(f"{folder}: no such folder")
-    if any(n < 1 for n in args.n):
-        raise CmarError("every --n must be >= 1")
+    if any(n < 1 for n in args.n) or not {10, 200} <= set(args.n):
+        raise CmarError("--n: every cutoff must be >= 1, and 10 and 200 must be among them (the findings use them)")
     for work in args.olga_work or []:
         Run.of(work)  # a workdir that is not one fails now, not after the Jamendo section
     report_folder(args)

@@ -7,3 +7,4 @@ PRECOMPUTE_LIMIT = 100_000  # artists; up to this many each artist's similar lis
 DEFAULT_NEIGHBOURS_K = 200  # length of a precomputed list: GET .../similar with k up to this is a lookup
 RECALL_K = 200  # recall of an approximate index is measured on the top 200 (the evaluation's depth)
 RECALL_TARGET = 0.95
+RESCORE_MARGIN = 8  # candidates fetched beyond k, so that rescoring, not the search's rounding, decides the last places

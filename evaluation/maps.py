@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from core.artifacts import MAP_FILE, MAP_MANIFEST_FILE
 from core.errors import CmarError
-from core.files import atomic_folder
+from core.files import atomic_folder, sha256_file
 from evaluation.nn_similarity import Metric, Space, neighbour_lists, overlap
 from inference.maps import read_map_folder
 
@@ -128,6 +128,9 @@ def make_map(
         "preservation": kept,
         "seconds": seconds,
     }
+    drawn_for = _index_version(space.name)
+    if drawn_for is not None:
+        manifest["source_index_version"] = drawn_for  # the service says whether it serves this index
     with atomic_folder(Path(out), "map", overwrite) as tmp:
         table = pa.table(
             {
@@ -137,9 +140,23 @@ def make_map(
             }
         )
         pq.write_table(table, tmp / MAP_FILE)
+        manifest["sha256"] = {MAP_FILE: sha256_file(tmp / MAP_FILE)}  # checked when read
         (tmp / MAP_MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     log.info("%s map of %d items in %.1f s: S_n kept %s", method, len(space.ids), seconds, kept)
     return manifest
+
+
+def _index_version(spec: str) -> str | None:
+    """The index version of a space that is an index folder (None for other spaces)."""
+    from core.manifest import IndexManifest, read_manifest
+
+    path = Path(spec)
+    if not (path / "manifest.json").is_file() or (path / MAP_FILE).is_file():
+        return None
+    try:
+        return read_manifest(path, IndexManifest, verify=False).index_version
+    except CmarError:
+        return None
 
 
 def read_map(folder: Path) -> Space:

@@ -30,7 +30,7 @@ from core.files import atomic_folder
 from core.fusion import subset_groups
 from core.manifest import BuildRecord, HubPenalty, IndexManifest, SearchSetting, SelfCheck, write_manifest
 from core.outputs import claim_output
-from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
+from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT, RESCORE_MARGIN
 from core.vectors import FloatArray, as_candidates, as_queries, row_cosines
 from index_build import structure
 from index_build.hubs import (
@@ -242,17 +242,16 @@ def index_vectors(
     return BuiltIndex(index, penalty, plan, tuning, check, lists, lists_scores, timings)
 
 
-RESCORE_MARGIN = 8  # candidates fetched beyond k, so that rescoring, not the search's rounding, decides the last places
-
-
 def _precompute(
     index: faiss.Index, vectors: FloatArray, queries: FloatArray, penalty: FloatArray, k: int, progress: bool
 ) -> tuple[np.ndarray, FloatArray]:
     """Every artist's k most similar others: rows (N, k) int32 and cosines (N, k).
 
     The index proposes k + 1 + RESCORE_MARGIN candidates; each is rescored as the service
-    ranks (`core.vectors.row_cosines` minus the hub penalty, ties by row), so a precomputed
-    list is exactly the list a search or a filtered ranking of the service gives.
+    ranks (`core.vectors.row_cosines` minus the hub penalty, ties by row; every artist when a
+    tie at the cut may reach past the candidates), so a precomputed list is exactly the list
+    a search or a filtered ranking of the service gives (exact indexes: lists are precomputed
+    only for those).
     """
     n = len(vectors)
     want = min(n, k + 1 + RESCORE_MARGIN)
@@ -262,7 +261,12 @@ def _precompute(
     for i in range(n):
         cands = np.sort(found[i][(found[i] >= 0) & (found[i] != i)])  # by row, so that ties rank by row
         cos = row_cosines(vectors[cands], vectors[i])
-        best = np.argsort(-(cos - penalty[cands]), kind="stable")[:k]
+        ranked = cos - penalty[cands]
+        if want < n and ranked.size > k and ranked.min() >= np.sort(ranked)[-k]:  # a tie may reach past the fetch
+            cands = np.delete(np.arange(n), i)
+            cos = row_cosines(vectors[cands], vectors[i])
+            ranked = cos - penalty[cands]
+        best = np.argsort(-ranked, kind="stable")[:k]
         if best.size < k:  # only a graph index could return fewer; lists are precomputed for exact ones
             raise CmarError(f"precomputing similar lists: artist row {i} has {best.size} candidates, {k} needed")
         rows[i], cosines[i] = cands[best], cos[best]

@@ -98,7 +98,8 @@ class LoadedIndex:
 
     @functools.cached_property
     def unit_vectors(self) -> np.ndarray:
-        """(N, D) every artist's unit vector, without the stored hub penalty (a view for an exact index)."""
+        """(N, D) every artist's unit vector, without the stored hub penalty: a view for an exact index;
+        for a graph index a full copy reconstructed once and kept (N x D x 4 bytes; the map's placement)."""
         if self.columns is not None:
             return self.columns[: self.manifest.embedding_dim].T
         return vectors_of(self, np.arange(len(self)))
@@ -269,6 +270,8 @@ def _details(files: dict[str, bytes], folder: Path, n: int, dim: int) -> ArtistD
         if not column.endswith("_items"):
             continue
         name = column.removesuffix("_items")
+        if f"{name}_weights" not in table.column_names:
+            raise CmarError(f"{folder / ARTIST_ITEMS_FILE}: {column} has no {name}_weights column")
         lists = table.column(column).combine_chunks()
         weights = table.column(f"{name}_weights").combine_chunks()
         if len(lists) != n:

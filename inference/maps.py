@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from core.artifacts import MAP_FILE, MAP_MANIFEST_FILE
 from core.errors import CmarError
+from core.files import sha256_file
 
 
 @dataclass
@@ -33,6 +34,9 @@ def read_map_folder(folder: Path) -> MapFolder:
         raise CmarError(f"{folder}: no readable {MAP_MANIFEST_FILE}; not a map folder (cmar map)") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "map":
         raise CmarError(f"{folder}: expected a map folder (manifest kind 'map', from cmar map)")
+    expected = (manifest.get("sha256") or {}).get(MAP_FILE)
+    if expected is not None and sha256_file(folder / MAP_FILE) != expected:
+        raise CmarError(f"{folder / MAP_FILE}: its sha256 is not the one the manifest records (changed?)")
     try:
         table = pq.read_table(folder / MAP_FILE)
         ids = np.asarray(table.column("id").to_pylist(), dtype=object).astype(str)

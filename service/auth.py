@@ -27,6 +27,14 @@ def _given_key(header: HeaderLookup) -> str | None:
     return header(KEY_HEADER.lower()) or None
 
 
+def _raw(text: str) -> bytes:
+    """A header value's bytes: servers decode headers as Latin-1, so this gives back what was sent (UTF-8 keys too)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # not from a server's Latin-1 decoding: compare its UTF-8 form
+        return text.encode()
+
+
 def check_key(settings: Settings, header: HeaderLookup, what: str, also: SecretStr | None = None) -> None:
     """Raise 401 without a key, 403 with a wrong one (or when the server has none), each saying so.
 
@@ -34,7 +42,8 @@ def check_key(settings: Settings, header: HeaderLookup, what: str, also: SecretS
     """
     accepted = [k for k in (settings.api_key, also) if k is not None]
     if not accepted:
-        raise HTTPException(403, f"{what} is disabled: the server has no API key (set CMAR_API_KEY)")
+        keys = "CMAR_API_KEY" + (", or CMAR_READ_KEY for reads only" if also is None and what == "reading" else "")
+        raise HTTPException(403, f"{what} is disabled: the server has no key for it (set {keys})")
     given = _given_key(header)
     if given is None:
         raise HTTPException(
@@ -42,7 +51,8 @@ def check_key(settings: Settings, header: HeaderLookup, what: str, also: SecretS
             f"{what} needs an API key: send 'Authorization: Bearer <key>' or '{KEY_HEADER}: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    matches = [hmac.compare_digest(given.encode(), k.get_secret_value().encode()) for k in accepted]  # constant time
+    raw = _raw(given)  # the header's bytes, as sent
+    matches = [hmac.compare_digest(raw, k.get_secret_value().encode()) for k in accepted]  # constant time
     if not any(matches):
         raise HTTPException(403, "the API key is not valid")
 

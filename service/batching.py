@@ -24,6 +24,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from service.artifacts import Artifacts
+from service.live import Overlay
 from service.queries import QueryInputs, encode_many
 from service.search import Hit, prior_weight, search_many
 
@@ -41,18 +42,25 @@ class _Pending:
 
 
 def answer_batch(
-    artifacts: Artifacts, inputs: list[QueryInputs], ks: list[int], prior: bool = True
+    artifacts: Artifacts,
+    inputs: list[QueryInputs],
+    ks: list[int],
+    prior: bool = True,
+    overlay: Overlay | None = None,
 ) -> list[list[Hit] | HTTPException]:
     """The hits of each query (or the 422 of one the encoders overflow on), encoded and searched together.
 
     Ranked with the popularity prior of its modalities (`service.search.prior_weight`) unless
-    `prior` is False (the evaluation's ablation).
+    `prior` is False (the evaluation's ablation), against one snapshot of the writes (`overlay`,
+    default the current one).
     """
     encoded = encode_many(artifacts, inputs)
     fine = [(e, k, i) for e, k, i in zip(encoded, ks, inputs, strict=True) if not isinstance(e, HTTPException)]
     priors = [prior_weight(i.modalities, i.n_items("tag")) if prior else 0.0 for _, _, i in fine]
     found = iter(
-        search_many(artifacts, np.stack([e for e, _, _ in fine]), [k for _, k, _ in fine], priors=priors)
+        search_many(
+            artifacts, np.stack([e for e, _, _ in fine]), [k for _, k, _ in fine], overlay=overlay, priors=priors
+        )
         if fine
         else []
     )

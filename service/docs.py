@@ -24,7 +24,11 @@ from service.artifacts import Artifacts
 ASSETS = "/docs-assets"
 # The browser may fetch data, images and fonts from this host only: ReDoc's bundle draws its
 # logo from its makers' CDN, which this blocks (scripts and styles are the packaged ones).
-NO_OUTSIDE = "connect-src 'self'; img-src 'self' data:; font-src 'self' data:"
+NO_OUTSIDE = (  # Swagger UI's page starts it with an inline script, hence 'unsafe-inline' for scripts
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def mount(app: FastAPI) -> None:

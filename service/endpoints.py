@@ -37,7 +37,6 @@ from service.names import search_key
 from service.queries import (
     QueryInputs,
     encode_checked,
-    own_embeddings,
     query_inputs,
     unprocessable,
     validation_errors,
@@ -45,6 +44,8 @@ from service.queries import (
 from service.ranking import ranked_page
 from service.responses import cold_start_body, similar_body
 from service.schemas import (
+    MAX_MAP_OFFSET,
+    MAX_MAP_POINTS,
     SIMILAR_OPTIONS,
     ColdStartBatch,
     SimilarBatch,
@@ -357,8 +358,13 @@ def optioned_body(
     head: dict[str, Any],
     prior: float = 0.0,
 ) -> bytes:
-    """The body of a similar answer with options: `head`, k, offset, order, total (when filtered) and results."""
-    if options.filtered:
+    """The body of a similar answer with options: `head`, k, offset, order, total (when ranked whole) and results.
+
+    Filtered, paged or reversed answers rank every served artist (`service.ranking`); an answer
+    only explained is the plain one with explanations, on an exact index (on a graph index,
+    whose plain answers are approximate, it ranks whole too, so that its pages agree).
+    """
+    if options.filtered or artifacts.index.matrix is None:  # a graph index: every page from the exact ranking
         page = ranked_page(artifacts, vector, k, options, exclude, overlay, prior)
         hits, total = page.hits, page.total
     else:
@@ -391,8 +397,8 @@ async def cold_start(call: Call) -> bytes:
 
 def optioned_cold_start(artifacts: Artifacts, overlay: Overlay, inputs: QueryInputs, query: Any) -> bytes:
     """A cold-start answer with options: ranked with the same popularity prior as the plain one."""
-    vector = encode_checked(artifacts, inputs)
-    side = Side(own_embeddings(artifacts, [inputs])[0], inputs.items) if query.explain else None
+    vector, own = encode_checked(artifacts, inputs)
+    side = Side(own, inputs.items) if query.explain else None
     head = {"modalities": inputs.modalities, "unknown_tags": inputs.unknown_tags}
     prior = prior_weight(inputs.modalities, inputs.n_items("tag"))
     return optioned_body(artifacts, overlay, vector, query.k, query.options(), None, side, head, prior)
@@ -441,7 +447,9 @@ async def cold_start_batch(call: Call) -> bytes:
 
     def answer() -> bytes:
         plain = [i for i, q in enumerate(batch.queries) if q.plain]
-        found = answer_batch(artifacts, [inputs[i] for i in plain], [batch.queries[i].k for i in plain])
+        found = answer_batch(
+            artifacts, [inputs[i] for i in plain], [batch.queries[i].k for i in plain], overlay=overlay
+        )
         bodies: dict[int, bytes] = {}
         for i, hits in zip(plain, found, strict=True):
             if isinstance(hits, HTTPException):
@@ -563,9 +571,7 @@ async def track_clusters(call: Call) -> bytes:
     )
 
 
-MAX_MAP_POINTS = 10_000  # points of one GET /map page
 _MAP_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_MAP_POINTS)])
-MAX_MAP_OFFSET = 100_000_000  # far beyond any index this service can hold
 _MAP_OFFSET = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_MAP_OFFSET)])
 
 
@@ -638,8 +644,10 @@ async def served_map(call: Call) -> bytes:
         unplaced_page = [] if box is not None else unplaced_rows[offset : offset + limit].tolist()
         unplaced = [index.artist_ids[kept[j]] if j < n else overlay.ids[j - n] for j in unplaced_page]
         from_map = int(layout.from_map[kept].sum())
+        about = the_map.about
         body = {
-            **the_map.about,
+            **about,
+            "drawn_for_served_index": about["source_index_version"] == index.version,
             "served": len(xy),
             "served_on_map": from_map,
             "placed_by_neighbours": int(placed.sum()) - from_map,

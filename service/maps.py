@@ -71,6 +71,7 @@ class ServedMap:
             "source": None if source is None else Path(str(source)).name,
             "n_items": len(self.map.ids),
             "preservation": m.get("preservation", {}),
+            "source_index_version": m.get("source_index_version"),
         }
 
     def layout(self, index: LoadedIndex) -> Layout:

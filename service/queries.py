@@ -143,17 +143,26 @@ def encode_many(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[np.ndar
     One ONNX Runtime call per encoder for all of them (`Artifacts.encode_modalities`); each
     answer is the same whatever else is in the list.
     """
+    return [fused for fused, _ in encode_parts(artifacts, inputs)]
+
+
+def encode_parts(
+    artifacts: Artifacts, inputs: list[QueryInputs]
+) -> list[tuple[np.ndarray | HTTPException, dict[str, np.ndarray]]]:
+    """`encode_many`, with each input's own unit embedding per given modality (D,), from the same call
+    (what explanations and written artists' details need)."""
     stack, present = artifacts.encode_modalities([(i.vectors, i.sets) for i in inputs])
     names = list(artifacts.model.sessions)
     encoded = artifacts.model.fuse(stack, present, names, batch_invariant=True)
     usable = np.logical_and(np.isfinite(encoded).all(axis=1), encoded.any(axis=1))
-    out: list[np.ndarray | HTTPException] = []
+    out: list[tuple[np.ndarray | HTTPException, dict[str, np.ndarray]]] = []
     for b, (vector, ok, i) in enumerate(zip(encoded, np.atleast_1d(usable), inputs, strict=True)):
+        own = {n: stack[m, b] for m, n in enumerate(names) if present[m, b]}
         if ok:
-            out.append(vector)
+            out.append((vector, own))
             continue
         broken = [n for m, n in enumerate(names) if present[m, b] and not np.isfinite(stack[m, b]).all()]
-        out.append(_overflow(i, broken[0] if broken else None))
+        out.append((_overflow(i, broken[0] if broken else None), own))
     return out
 
 
@@ -165,16 +174,10 @@ def _overflow(inputs: QueryInputs, modality: str | None) -> HTTPException:
     )
 
 
-def own_embeddings(artifacts: Artifacts, inputs: list[QueryInputs]) -> list[dict[str, np.ndarray]]:
-    """Each input's own unit embedding per given modality (D,), before fusion and completion."""
-    stack, present = artifacts.encode_modalities([(i.vectors, i.sets) for i in inputs])
-    names = list(artifacts.model.sessions)
-    return [{n: stack[m, b] for m, n in enumerate(names) if present[m, b]} for b in range(len(inputs))]
-
-
-def encode_checked(artifacts: Artifacts, inputs: QueryInputs) -> np.ndarray:
-    """The fused (D,) unit vector of checked inputs; a 422 if the encoders overflow on them."""
-    encoded = encode_many(artifacts, [inputs])[0]
+def encode_checked(artifacts: Artifacts, inputs: QueryInputs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The fused (D,) unit vector of checked inputs and their own embedding per modality; a 422 if the
+    encoders overflow on them."""
+    encoded, own = encode_parts(artifacts, [inputs])[0]
     if isinstance(encoded, HTTPException):
         raise encoded
-    return encoded
+    return encoded, own

@@ -18,11 +18,12 @@ from typing import NamedTuple
 import numpy as np
 
 from core.vectors import FloatArray, row_cosines
-from inference.index import modality_mask, vectors_of
+from inference.index import modality_mask
+from service import search
 from service.artifacts import Artifacts
 from service.live import Overlay
 from service.schemas import SimilarOptions
-from service.search import DUPLICATE_COSINE, DUPLICATE_RANK, Hit, prior_pool
+from service.search import Hit, all_cosines, hits_of, ranks
 
 
 class Page(NamedTuple):
@@ -43,26 +44,23 @@ def ranked_page(
 ) -> Page:
     """Results offset..offset+k of the whole ranking of the served artists for a unit vector (D,).
 
-    The ranking is the one the plain answers give, extended to every served artist: cosine
-    (`core.vectors.row_cosines`) minus hub penalty, ties by row, built-index artists before
-    written ones. With a popularity `prior` (a cold-start query), as `service.search.search_many`
-    ranks: the `prior_pool(offset + k)` best built-index artists by cosine minus penalty and
-    the written ones are ranked with the prior (the query's own duplicates first), and the
-    other built-index artists follow them by cosine minus penalty. `order="dissimilar"` is
-    that ranking reversed. Then `exclude` (the queried artist) and `options.exclude` are left
-    out, `options.modalities` keeps artists indexed with all of them, popularity bounds keep
-    artists whose popularity is known and within them (compared in float64). Scores are
-    cosines. Linear in the number of served artists.
+    The ranking is the one the plain answers give, extended to every served artist (`ranks`:
+    cosine by `core.vectors.row_cosines` minus hub penalty, ties by row, built-index artists
+    before written ones). With a popularity `prior` (a cold-start query), as
+    `service.search.search_many` ranks: the PRIOR_POOL best built-index artists by cosine minus
+    penalty and the written ones with the prior (the query's own duplicates first), then the
+    other built-index artists by cosine minus penalty. `order="dissimilar"` is the far end
+    first (the same ranking from its last place; ties to the lower row). Then `exclude` (the
+    queried artist) and `options.exclude` are left out, `options.modalities` keeps artists
+    indexed with all of them, popularity bounds keep artists whose popularity is known and
+    within them (compared in float64). Scores are cosines. O(N D + N log N) for N served
+    artists; on a graph index every vector is reconstructed (exact where searches are not).
     """
     overlay = overlay or artifacts.overlay
     index = artifacts.index
     q = np.asarray(query, dtype=np.float32).reshape(-1)
-    cos = np.concatenate(
-        [row_cosines(vectors_of(index, part), q) for part in np.array_split(np.arange(len(index)), _chunks(len(index)))]
-    )
+    cos = all_cosines(index, q)
     live_cos = row_cosines(overlay.vectors, q)
-    built = cos - index.penalty
-    live = live_cos - overlay.penalty
 
     served = np.ones(len(index), dtype=bool)
     served[overlay.hidden_rows] = False
@@ -72,21 +70,17 @@ def ranked_page(
         served[skip] = False
     if exclude in overlay.row_of:
         served_live[overlay.row_of[exclude]] = False
+    built = ranks(cos, index.penalty)
     tier = np.zeros(len(index), dtype=np.int64)  # 0: ranked first; 1: after every tier-0 artist
-    if prior > 0:
+    live = ranks(live_cos, overlay.penalty, np.zeros_like(live_cos) if prior > 0 else None)
+    if prior > 0:  # the pool: the PRIOR_POOL best by cosine minus penalty, as search_many takes it
         eligible = np.flatnonzero(served)
-        pool = eligible[np.argsort(-built[eligible], kind="stable")[: prior_pool(options.offset + k)]]
-        in_pool = np.zeros(len(index), dtype=bool)
-        in_pool[pool] = True
-        tier[~in_pool] = 1
-        built = np.where(
-            in_pool & (cos >= DUPLICATE_COSINE),
-            DUPLICATE_RANK + cos,
-            np.where(in_pool, built + np.float32(prior) * index.popularity_prior, built),
-        )
-        live = np.where(live_cos >= DUPLICATE_COSINE, DUPLICATE_RANK + live_cos, live)
+        pool = eligible[np.argsort(-built[eligible], kind="stable")[: search.PRIOR_POOL]]
+        built[pool] = ranks(cos[pool], index.penalty[pool], np.float32(prior) * index.popularity_prior[pool])
+        tier[:] = 1
+        tier[pool] = 0
 
-    keep, keep_live = served.copy(), served_live.copy()
+    keep, keep_live = served, served_live
     for artist_id in options.exclude or []:
         if artist_id in index.row_of:
             keep[index.row_of[artist_id]] = False
@@ -109,25 +103,8 @@ def ranked_page(
     rows, live_rows = np.flatnonzero(keep), np.flatnonzero(keep_live)
     rank = np.concatenate([built[rows], live[live_rows]])
     tiers = np.concatenate([tier[rows], np.zeros(len(live_rows), dtype=np.int64)])
-    position = np.arange(len(rank))  # built rows ascending, then written ones: the tie order
-    order = np.lexsort((position, -rank, tiers))  # tier, then rank descending, then position
-    if options.order == "dissimilar":
-        order = order[::-1]
+    position = np.arange(len(rank))  # built rows ascending, then written ones: ties go to the earlier
+    far = options.order == "dissimilar"  # the far end first: the last tier, the lowest rank; ties to the earlier
+    order = np.lexsort((position, rank, -tiers)) if far else np.lexsort((position, -rank, tiers))
     page = order[options.offset : options.offset + k]
-    n = len(rows)
-    hits = []
-    for j in page.tolist():
-        if j < n:
-            r = int(rows[j])
-            hits.append(Hit(index.artist_ids[r], float(cos[r]), artifacts.answers.fragments[r]))
-        else:
-            w = int(live_rows[j - n])
-            hits.append(Hit(overlay.ids[w], float(live_cos[w]), overlay.fragments[w]))
-    return Page(hits, len(rank))
-
-
-CHUNK = 16_384  # rows whose vectors are copied at a time
-
-
-def _chunks(n: int) -> int:
-    return max(1, -(-n // CHUNK))
+    return Page(hits_of(artifacts, overlay, page, rows, cos[rows], live_rows, live_cos[live_rows]), len(rank))

@@ -17,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.deps import ArtifactsDep, LiveDep, MetricsDep
 from service.schemas import (
     ERROR_RESPONSES,
+    MAX_MAP_OFFSET,
+    MAX_MAP_POINTS,
     MAX_OFFSET,
     Artist,
     ArtistMatches,
@@ -136,14 +138,15 @@ async def track_clusters(query: TrackClustersQuery) -> None:
 
 @documented.get("/map", response_model=MapPage, tags=["map"])
 async def served_map(
-    offset: Annotated[int, Query(ge=0, le=100_000_000, description="points to skip (paging)")] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="most points, 1 to 10,000")] = 1000,
+    offset: Annotated[int, Query(ge=0, le=MAX_MAP_OFFSET, description="points to skip (paging)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_MAP_POINTS, description=f"most points, 1 to {MAX_MAP_POINTS:,}")] = 1000,
     box: Annotated[str | None, Query(description="only points inside x0,y0,x1,y1")] = None,
 ) -> None:
     """The served artists' positions on the 2D map (CMAR_MAP_DIR, from cmar map), paged or bounded by a box.
 
     Artists the map folder does not hold (written through the API, or indexed after the map)
-    are placed at the median position of their 5 nearest mapped artists. 404 without a map.
+    are placed at the median position of their nearest mapped artists (`service.maps.PLACE_K`).
+    404 without a map.
     """
 
 

@@ -88,8 +88,9 @@ class SimilarOptions(BaseModel):
     """Filters, paging, order and explanations of a similar-artist query (both similar routes).
 
     Filters keep only results that pass all of them; the ranking is otherwise the same. An
-    artist whose popularity is unknown (a written one, or a catalogue without popularity) is
-    left out by either popularity bound.
+    artist whose popularity is unknown (a written one, or any artist of an index built from a
+    catalogue without popularity; a catalogue that gives popularity for some artists counts
+    the others as 0) is left out by either popularity bound.
     """
 
     modalities: Annotated[list[str] | None, AfterValidator(_modality_names)] = Field(
@@ -175,10 +176,16 @@ SimilarQuery = create_model(  # one optional field per registry modality
 MAX_BATCH_QUERIES = 100  # artists or cold-start queries in one batch request
 MAX_BATCH_RESULTS = 20_000  # results (queries x k) of one batch request
 MAX_EXPLAINED = 2_000  # explained results of one batch request (each costs about 50 us and 1 kB)
+MAX_RANKED = 10  # filtered, paged or reversed queries of one batch request (each ranks every served artist)
 
 
-def _batch_size(queries: int, k_total: int, explained: int, where: str) -> None:
-    """The caps on one batch's work: results and explained results (ValueError naming `where`)."""
+def _batch_size(queries: int, k_total: int, explained: int, where: str, ranked: int = 0) -> None:
+    """The caps on one batch's work: results, explained results and whole rankings (ValueError naming `where`)."""
+    if ranked > MAX_RANKED:
+        raise ValueError(
+            f"{where}: {ranked} of them filter, page or reverse the ranking, each ranking every served artist; "
+            f"at most {MAX_RANKED} per request"
+        )
     if k_total > MAX_BATCH_RESULTS:
         raise ValueError(f"{where} ask for {k_total} results in all; at most {MAX_BATCH_RESULTS} per request")
     if explained > MAX_EXPLAINED:
@@ -200,7 +207,8 @@ class SimilarBatch(SimilarOptions):
     @model_validator(mode="after")
     def _work(self) -> SimilarBatch:
         n = len(set(self.artist_ids))
-        _batch_size(n, n * self.k, n * self.k if self.explain else 0, f"{n} artists x k = {self.k}")
+        _batch_size(n, n * self.k, n * self.k if self.explain else 0, f"{n} artists x k = {self.k}",
+                    n if self.filtered else 0)  # fmt: skip
         return self
 
 
@@ -219,7 +227,7 @@ class ColdStartBatch(BaseModel):
     def _work(self) -> ColdStartBatch:
         ks = [q.k for q in self.queries]
         explained = sum(q.k for q in self.queries if q.explain)
-        _batch_size(len(ks), sum(ks), explained, f"{len(ks)} queries")
+        _batch_size(len(ks), sum(ks), explained, f"{len(ks)} queries", sum(q.filtered for q in self.queries))
         return self
 
 
@@ -458,6 +466,10 @@ class TrackClustersResponse(BaseModel):
     clusters: list[TrackCluster]
 
 
+MAX_MAP_POINTS = 10_000  # points of one GET /map page
+MAX_MAP_OFFSET = 100_000_000  # far beyond any index this service can hold
+
+
 class MapPoint(BaseModel):
     """A served artist's position on the map."""
 
@@ -480,6 +492,11 @@ class MapPage(BaseModel):
     n_items: int = Field(description="items the map folder holds")
     preservation: dict[str, float] = Field(
         description="S_n: share of each item's n nearest in the source that stay its n nearest on the map"
+    )
+    source_index_version: str | None = Field(description="the index the map was drawn from (null: not an index)")
+    drawn_for_served_index: bool = Field(
+        description="false when the service serves another index (after a swap, say): positions and "
+        "preservation are those of the map's own index, artists it lacks placed by their neighbours"
     )
     served: int = Field(description="artists served now")
     served_on_map: int = Field(description="of them, those the map folder holds")

@@ -10,12 +10,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core.search import RESCORE_MARGIN
 from core.vectors import FloatArray, row_cosines
-from inference.index import vectors_of
+from inference.index import LoadedIndex, vectors_of
 from service.artifacts import Artifacts
 from service.live import Overlay
 from service.names import score_key
 from service.responses import scored_items
+from service.settings import MAX_K
 
 
 class Hit(NamedTuple):
@@ -37,8 +39,10 @@ def search(
     return search_many(artifacts, np.asarray(query, dtype=np.float32).reshape(1, -1), [k], [exclude], overlay)[0]
 
 
-RESCORE_MARGIN = 8  # candidates fetched beyond k, so that rescoring decides the last places
-PRIOR_POOL = 1000  # candidates a query with a popularity prior is re-ranked among (at least 5 k)
+# A cold-start query's popularity prior re-ranks its PRIOR_POOL best candidates by cosine minus
+# penalty (at least MAX_K: the pool never depends on k or on the page, so every answer and page
+# is a slice of one ranking); the others follow them.
+PRIOR_POOL = max(1000, MAX_K)
 # Weight of the popularity prior (a z-score of log(1 + popularity)) in the ranking of a cold-start
 # query: CF embeddings already carry popularity; a few tags or audio do not, and their answers come
 # out far less popular than the true neighbours. Chosen on half of the OLGA cold-start queries,
@@ -77,8 +81,10 @@ def search_many(
 
     `priors[b]` > 0 adds that weight times the candidate's popularity prior
     (`inference.index.Index.popularity_prior`; 0 for written artists) to query b's ranking,
-    among its `prior_pool(k)` best built-index candidates by cosine minus penalty (and every
-    written artist); scores stay cosines.
+    among its PRIOR_POOL best built-index candidates by cosine minus penalty (and every
+    written artist); scores stay cosines. Candidates are rescored one by one
+    (`core.vectors.row_cosines`); when a tie at the cut may reach past the fetched ones (an
+    exact index only), every served artist is rescored.
     """
     overlay = overlay or artifacts.overlay
     q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(ks), -1)
@@ -86,7 +92,7 @@ def search_many(
     priors = priors or [0.0] * len(ks)
     extra = len(overlay.hidden) + 1 + RESCORE_MARGIN
     # What each query alone would fetch; it ranks only those, so its answer does not depend on the batch.
-    fetch = [(prior_pool(k) if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
+    fetch = [(PRIOR_POOL if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
     _, candidates = artifacts.index.search(q, min(len(artifacts.index), max(fetch, default=extra)))
     answers = []
     for b, (k, exclude, weight) in enumerate(zip(ks, excludes, priors, strict=True)):
@@ -98,8 +104,11 @@ def search_many(
         if skip is not None:
             rows = rows[rows != skip]
         cosines = row_cosines(vectors_of(artifacts.index, rows), q[b])
-        if weight > 0:  # the prior re-ranks the pool: the best prior_pool(k) by cosine minus penalty
-            pool = np.sort(np.argsort(-(cosines - artifacts.index.penalty[rows]), kind="stable")[: prior_pool(k)])
+        need = PRIOR_POOL if weight > 0 else k
+        if found.size == fetch[b] < len(artifacts.index) and _tie_at_cut(cosines - artifacts.index.penalty[rows], need):
+            rows, cosines = _all_rows(artifacts, q[b], overlay, skip)  # a tie at the cut may reach past the fetch
+        if weight > 0:  # the prior re-ranks the pool: the PRIOR_POOL best by cosine minus penalty
+            pool = np.sort(np.argsort(-(cosines - artifacts.index.penalty[rows]), kind="stable")[:PRIOR_POOL])
             rows, cosines = rows[pool], cosines[pool]
         live_cos = row_cosines(overlay.vectors, q[b])
         if exclude in overlay.row_of:
@@ -108,9 +117,54 @@ def search_many(
     return answers
 
 
-def prior_pool(k: int) -> int:
-    """How many of a cold-start query's best candidates (cosine minus penalty) its popularity prior re-ranks."""
-    return max(5 * k, PRIOR_POOL)
+def _tie_at_cut(ranked: FloatArray, need: int) -> bool:
+    """Whether the fetched candidates' last rank equals the need-th best: a tie that may go on past them."""
+    return bool(ranked.size > need and ranked.min() >= np.partition(ranked, ranked.size - need)[ranked.size - need])
+
+
+def _all_rows(artifacts: Artifacts, q: FloatArray, overlay: Overlay, skip: int | None) -> tuple[np.ndarray, FloatArray]:
+    """Every served built-index row (but `skip`) and its cosine to q (D,): the exact fallback of a search."""
+    served = np.ones(len(artifacts.index), dtype=bool)
+    served[overlay.hidden_rows] = False
+    if skip is not None:
+        served[skip] = False
+    rows = np.flatnonzero(served)
+    return rows, all_cosines(artifacts.index, q, rows)
+
+
+def all_cosines(index: LoadedIndex, q: FloatArray, rows: np.ndarray | None = None, chunk: int = 16_384) -> FloatArray:
+    """Cosines (len(rows),) of index rows (default all) to a unit query (D,), a chunk of vectors copied at a time."""
+    rows = np.arange(len(index)) if rows is None else rows
+    parts = [row_cosines(vectors_of(index, rows[i : i + chunk]), q) for i in range(0, len(rows), chunk)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def ranks(cos: FloatArray, penalty: FloatArray, prior_term: FloatArray | None = None) -> FloatArray:
+    """How the served artists rank for a query: cosine minus hub penalty; with a popularity prior (the
+    prior's weight times the candidate's prior, 0 for written artists), that added, and the query's
+    own duplicates (cosine >= DUPLICATE_COSINE) first by cosine."""
+    rank = cos - penalty
+    if prior_term is None:
+        return rank
+    return np.where(cos >= DUPLICATE_COSINE, DUPLICATE_RANK + cos, rank + prior_term)
+
+
+def hits_of(
+    artifacts: Artifacts, overlay: Overlay, order: np.ndarray, rows: np.ndarray, cos: FloatArray, live: np.ndarray,
+    live_cos: FloatArray,
+) -> list[Hit]:  # fmt: skip
+    """Hits for positions `order` of a ranking of built-index `rows` (cosines `cos`) followed by written
+    artists `live` (their overlay positions; cosines `live_cos`)."""
+    n = len(rows)
+    hits = []
+    for j in order.tolist():
+        if j < n:
+            r = int(rows[j])
+            hits.append(Hit(artifacts.index.artist_ids[r], float(cos[j]), artifacts.answers.fragments[r]))
+        else:
+            w = int(live[j - n])
+            hits.append(Hit(overlay.ids[w], float(live_cos[j - n]), overlay.fragments[w]))
+    return hits
 
 
 def _merge(
@@ -124,29 +178,17 @@ def _merge(
 ) -> list[Hit]:
     """The top k of built-index candidates (rows, cosines) and every written artist (cosines).
 
-    Both ranked as the index ranks, by cosine minus hub penalty (plus `prior` times the
-    popularity prior of built-index rows); -inf cosines are left out.
+    Both ranked as the index ranks (`ranks`), with `prior` times the popularity prior of
+    built-index rows when `prior` > 0; -inf cosines are left out.
     """
-    built = cos - artifacts.index.penalty[rows]
-    live = live_cos - overlay.penalty
-    if prior > 0:  # duplicates of the query (an artist posted with its own inputs) stay first, by cosine
-        built = np.where(
-            cos >= DUPLICATE_COSINE,
-            DUPLICATE_RANK + cos,
-            built + np.float32(prior) * artifacts.index.popularity_prior[rows],
-        )
-        live = np.where(live_cos >= DUPLICATE_COSINE, DUPLICATE_RANK + live_cos, live)
+    with_prior = prior > 0
+    built = ranks(cos, artifacts.index.penalty[rows], np.float32(prior) * artifacts.index.popularity_prior[rows]
+                  if with_prior else None)  # fmt: skip
+    live = ranks(live_cos, overlay.penalty, np.zeros_like(live_cos) if with_prior else None)
     rank = np.concatenate([built, live])
     order = np.argsort(-rank, kind="stable")[:k]
-    n = len(rows)
-    hits = []
-    for j in order[np.isfinite(rank[order])].tolist():
-        if j < n:
-            r = int(rows[j])
-            hits.append(Hit(artifacts.index.artist_ids[r], float(cos[j]), artifacts.answers.fragments[r]))
-        else:
-            hits.append(Hit(overlay.ids[j - n], float(live_cos[j - n]), overlay.fragments[j - n]))
-    return hits
+    order = order[np.isfinite(rank[order])]
+    return hits_of(artifacts, overlay, order, rows, cos, np.arange(len(overlay.ids)), live_cos)
 
 
 def quick_similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay | None = None) -> bytes | None:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import CmarError
@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
 
+    @model_validator(mode="after")
+    def _read_key_closes_reads(self) -> Settings:
+        if self.read_key is not None and not self.read_key_required:
+            raise ValueError("CMAR_READ_KEY is set but reads are open: set CMAR_READ_KEY_REQUIRED=true too")
+        return self
+
 
 def load_track_model(settings: Settings) -> TrackModel | None:
     """The track model of CMAR_TRACK_MODEL_DIR, verified; None when unset. CmarError if it does not load."""
@@ -113,7 +119,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"])
-        raise CmarError(f"invalid setting {name} (CMAR_{name.upper()}): {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not name:  # a check across settings: its message names them
+            raise CmarError(f"invalid settings: {message}") from None
+        raise CmarError(f"invalid setting {name} (CMAR_{name.upper()}): {message}") from None
 
 
 @lru_cache

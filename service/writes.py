@@ -32,7 +32,7 @@ from service.artifacts import Artifacts
 from service.auth import require_key
 from service.churn import churn
 from service.deps import LiveDep, MetricsDep, ServingDep, SettingsDep
-from service.queries import encode_checked, own_embeddings, query_inputs, unprocessable
+from service.queries import encode_checked, query_inputs, unprocessable
 from service.schemas import ArtistWrite, Churn, ErrorDetail, SwapRequest, SwapResult, WriteResult
 from service.settings import Settings, writes_db
 from service.state import Serving
@@ -57,8 +57,8 @@ def prepare(artifacts: Artifacts, body: dict[str, Any]) -> Prepared:
     """Check a PUT body against the model and encode it (a 422 naming the field if it does not fit)."""
     artist = ArtistWrite.model_validate(body)  # type: ignore[attr-defined]
     inputs = query_inputs(artifacts, artist)
-    vector = encode_checked(artifacts, inputs)
-    detail = overlay_writes.Detail(own_embeddings(artifacts, [inputs])[0], inputs.items)
+    vector, own = encode_checked(artifacts, inputs)
+    detail = overlay_writes.Detail(own, inputs.items)
     return Prepared(artist.name, inputs.modalities, vector, inputs.unknown_tags, detail)
 
 

@@ -4,6 +4,7 @@
 
 const ROOT = document.body.dataset.root || "";
 const KEY_STORE = "cmar-read-key";
+const MAX_OFFSET = 10000;  // the API's largest offset
 
 // ---- helpers ----
 
@@ -64,7 +65,7 @@ function alertBox(error) {
   return box;
 }
 
-// Reads may need the API key: asked once, kept for this tab only.
+// Reads may need a key (the read key, or the API key): asked once, kept for this tab only.
 function keyForm() {
   const input = h("input", { id: "read-key", type: "password", autocomplete: "off" });
   return h(
@@ -72,11 +73,12 @@ function keyForm() {
     {
       onsubmit: (event) => {
         event.preventDefault();
+        event.stopPropagation();  // not the form it is shown in (search, cold start)
         sessionStorage.setItem(KEY_STORE, input.value);
         location.reload();
       },
     },
-    h("label", { for: "read-key" }, "API key for reading"),
+    h("label", { for: "read-key" }, "Key for reading (the read key or the API key)"),
     h("div", { class: "row" }, input, h("button", { type: "submit" }, "Use key")),
   );
 }
@@ -154,10 +156,8 @@ function combobox({ label, placeholder, fetchItems, onPick, id }) {
             id: `${listId}-${i}`,
             role: "option",
             "aria-selected": "false",
-            onmousedown: (event) => {
-              event.preventDefault();
-              pick(item);
-            },
+            onmousedown: (event) => event.preventDefault(),  // keep the focus in the input
+            onclick: () => pick(item),
           },
           h("span", {}, item.label),
           item.sub ? h("span", { class: "sub" }, item.sub) : null,
@@ -195,7 +195,7 @@ function combobox({ label, placeholder, fetchItems, onPick, id }) {
         input.setAttribute("aria-expanded", "true");
       }
       highlight(Math.min(active + 1, items.length - 1));
-    } else if (event.key === "ArrowUp") {
+    } else if (event.key === "ArrowUp" && !list.hidden) {
       event.preventDefault();
       highlight(Math.max(active - 1, 0));
     } else if (event.key === "Enter" && !list.hidden && active >= 0) {
@@ -214,7 +214,7 @@ async function findArtists(text, limit = 8) {
   const body = await api(`/artists?q=${encodeURIComponent(text)}&limit=${limit}`);
   return body.results.map((a) => ({
     label: a.name,
-    sub: [a.modalities.join(" + "), a.popularity === null ? null : `${Math.round(a.popularity)} plays`]
+    sub: [a.modalities.join(" + "), a.popularity === null ? null : `popularity ${Math.round(a.popularity)}`]
       .filter(Boolean)
       .join(" · "),
     value: a.artist_id,
@@ -261,7 +261,7 @@ function explanationOf(why) {
 function resultList(results, start = 1) {
   return h(
     "ol",
-    { class: "results", start: start > 1 ? start : null, "aria-label": "Similar artists" },
+    { class: "results", role: "list", start: start > 1 ? start : null, "aria-label": "Similar artists" },
     results.map((r, i) =>
       h(
         "li",
@@ -280,7 +280,8 @@ function resultList(results, start = 1) {
 // ---- pages ----
 
 function searchPage(main) {
-  const results = h("section", { "aria-live": "polite" });
+  document.title = "cmar: find similar artists";
+  const results = h("section", {});
   const combo = combobox({
     label: "Artist name",
     id: "artist-search",
@@ -297,7 +298,7 @@ function searchPage(main) {
     try {
       const found = await findArtists(text, 50);
       results.replaceChildren(
-        h("h2", {}, `${found.length} artist${found.length === 1 ? "" : "s"} found`),
+        h("h2", { role: "status" }, `${found.length} artist${found.length === 1 ? "" : "s"} found`),
         h("ul", { class: "results" }, found.map((a) =>
           h("li", {}, h("div", { class: "result-head" }, h("a", { href: artistHref(a.value) }, a.label),
             h("span", { class: "sub" }, a.sub))))),
@@ -333,14 +334,20 @@ async function artistPage(main, artistId) {
     return;
   }
   document.title = `${artist.name}: similar artists (cmar)`;
-  const list = h("section", { "aria-live": "polite", "aria-busy": "false" });
+  const list = h("section", { "aria-busy": "false" });
   const order = h("select", { id: "order" },
     h("option", { value: "similar" }, "most similar first"),
     h("option", { value: "dissimilar" }, "least similar first"));
   order.value = state.order;
   const min = h("input", { id: "min-popularity", type: "number", min: "0", step: "any", value: state.min,
     inputmode: "decimal" });
-  const boxes = ["audio", "cf", "tag"].map((m) =>
+  let served = ["audio", "cf", "tag"];
+  try {
+    served = (await api("/readyz")).modalities;
+  } catch (_) {
+    // keep the registry's names
+  }
+  const boxes = served.map((m) =>
     h("label", {}, h("input", { type: "checkbox", value: m, checked: state.modalities.includes(m) }), m));
   const form = h(
     "form",
@@ -351,11 +358,11 @@ async function artistPage(main, artistId) {
     h("fieldset", {}, h("legend", {}, "Only artists with these modalities"), boxes),
     h("button", { type: "submit" }, "Apply"),
   );
-  const prev = h("button", { type: "button", class: "quiet", onclick: () => { state.offset -= state.k; load(); } },
-    "Previous");
+  const prev = h("button", { type: "button", class: "quiet",
+    onclick: () => { state.offset = Math.max(0, state.offset - state.k); load(); } }, "Previous");
   const next = h("button", { type: "button", class: "quiet", onclick: () => { state.offset += state.k; load(); } },
     "Next");
-  const where = h("span", { class: "note" });
+  const where = h("span", { class: "note", role: "status" });
 
   async function load() {
     state.order = order.value;
@@ -373,7 +380,8 @@ async function artistPage(main, artistId) {
         ? `${state.offset + 1} to ${state.offset + shown}${total === null ? "" : ` of ${total}`}`
         : "no artist passes these filters";
       prev.disabled = state.offset === 0;
-      next.disabled = shown < state.k || (total !== null && state.offset + shown >= total);
+      next.disabled = shown < state.k || (total !== null && state.offset + shown >= total) ||
+        state.offset + state.k > MAX_OFFSET;
       list.replaceChildren(resultList(body.results, state.offset + 1));
     } catch (error) {
       list.replaceChildren(alertBox(error));
@@ -412,16 +420,23 @@ async function coldStartPage(main) {
   }
   const chosen = new Map();
   const tagList = h("ul", { class: "tags", "aria-label": "Tags of the query" });
-  const answer = h("section", { "aria-live": "polite" });
+  const answer = h("section", {});
+  let weightCount = 0;
+  document.title = "cmar: describe a new artist";
 
   function drawTags() {
     tagList.replaceChildren(...[...chosen.entries()].map(([tag, weight]) => {
-      const id = `weight-${tag.replace(/[^a-z0-9]+/gi, "-")}`;
+      weightCount += 1;
+      const id = `weight-${weightCount}`;
       const input = h("input", { id, type: "number", min: "0.001", step: "any", value: weight,
         inputmode: "decimal", oninput: (e) => chosen.set(tag, e.target.value) });
       return h("li", {}, h("label", { for: id, class: "sub" }, tag), input,
         h("button", { type: "button", class: "quiet", "aria-label": `Remove tag ${tag}`,
-          onclick: () => { chosen.delete(tag); drawTags(); } }, "×"));
+          onclick: () => {
+            chosen.delete(tag);
+            drawTags();
+            (tagList.querySelector("button") || combo.input).focus();  // not lost to the page
+          } }, "×"));
     }));
   }
 
@@ -458,7 +473,7 @@ async function coldStartPage(main) {
       }
       const found = await api("/similar", { json: body });
       answer.replaceChildren(...[
-        h("h2", {}, `Similar to this description (from ${found.modalities.join(" + ")})`),
+        h("h2", { role: "status" }, `Similar to this description (from ${found.modalities.join(" + ")})`),
         h("p", { class: "note" }, "Ranked by similarity with a small preference for popular artists, which a few " +
           "tags or audio alone cannot tell; so a lower score can rank higher."),
         found.unknown_tags.length
@@ -485,6 +500,7 @@ async function coldStartPage(main) {
 // ---- the map ----
 
 async function mapPage(main) {
+  document.title = "cmar: map of the artists";
   main.append(h("h1", {}, "Map of the artists"));
   let first;
   try {
@@ -506,12 +522,14 @@ async function mapPage(main) {
     ? ` ${first.placed_by_neighbours} of them are not in the map folder and sit at the median of their nearest ` +
       "mapped artists."
     : "";
+  const stale = first.drawn_for_served_index ? "" : " This map was drawn for another index than the one " +
+    "served now: positions and the share kept are those of its own index.";
   const unplaced = first.unplaced_total ? ` ${first.unplaced_total} served artists cannot be placed: the map holds ` +
     "none of the served artists (was it drawn for another index?)." : "";
   main.append(h("p", { class: "note" },
     `${points.length} artists on a ${first.method} map (seed ${first.seed}) drawn from ${first.source}.`,
     kept10 === undefined ? "" : ` Where it was drawn it kept ${Math.round(kept10 * 100)}% of an artist's 10 ` +
-      "nearest neighbours among its 10 nearest points.", placedBy, unplaced));
+      "nearest neighbours among its 10 nearest points.", placedBy, stale, unplaced));
   if (!points.length) return;
 
   const canvas = h("canvas", { width: 900, height: 640, role: "img",
@@ -601,7 +619,7 @@ async function mapPage(main) {
       status.replaceChildren(
         h("p", { id: "kept-count" }, h("strong", {}, points[index].name), `: the map keeps ${kept} of its ` +
           `${truth.length} nearest neighbours among its ${nearOnMap.length} nearest points.`),
-        h("ol", { class: "results", "aria-label": "True nearest neighbours" }, truth.map((i) =>
+        h("ol", { class: "results", role: "list", "aria-label": "True nearest neighbours" }, truth.map((i) =>
           h("li", {}, h("div", { class: "result-head" },
             h("a", { href: artistHref(points[i].artist_id) }, points[i].name),
             nearSet.has(i) ? h("span", { class: "kept" }, "near on the map")
@@ -618,7 +636,8 @@ async function mapPage(main) {
     const mx = (event.clientX - rect.left) * devicePixelRatio;
     const my = (event.clientY - rect.top) * devicePixelRatio;
     let best = -1;
-    let bestDistance = (10 * devicePixelRatio) ** 2;
+    const radius = event.pointerType === "touch" || matchMedia("(pointer: coarse)").matches ? 24 : 10;
+    let bestDistance = (radius * devicePixelRatio) ** 2;
     points.forEach((p, i) => {
       const [x, y] = toScreen(p);
       const d = (x - mx) ** 2 + (y - my) ** 2;
@@ -638,9 +657,11 @@ async function mapPage(main) {
     }
     const [x, y] = toScreen(points[i]);
     tip.textContent = points[i].name;
-    tip.style.left = `${x / devicePixelRatio + 8}px`;
-    tip.style.top = `${y / devicePixelRatio - 8}px`;
     tip.hidden = false;
+    const width = canvas.clientWidth;
+    const left = Math.min(x / devicePixelRatio + 8, Math.max(0, width - tip.offsetWidth));  // inside the map
+    tip.style.left = `${left}px`;
+    tip.style.top = `${Math.max(0, y / devicePixelRatio - 24)}px`;
   });
   canvas.addEventListener("mouseleave", () => {
     tip.hidden = true;

@@ -1,5 +1,6 @@
 """GET /map: a map folder laid over the served artists, paged or boxed, unmapped artists placed by neighbours."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.artifacts import MAP_FILE
+from core.files import sha256_file
 from evaluation.maps import make_map
 from evaluation.nn_similarity import load_space
 from inference.index import LoadedIndex, load_index, vectors_of
@@ -27,6 +29,9 @@ def map_dir(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_map(load_space(str(built.index)), "pca", 0, out)
     table = pq.read_table(out / MAP_FILE)
     pq.write_table(table.slice(DROPPED), out / MAP_FILE)  # as if these were indexed after the map
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["sha256"][MAP_FILE] = sha256_file(out / MAP_FILE)
+    (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 
 
@@ -74,6 +79,7 @@ def test_every_served_artist_is_on_the_map(client: TestClient, loaded: LoadedInd
     assert about["method"] == "pca" and about["n_items"] == len(loaded) - DROPPED and about["unplaced"] == []
     assert about["served_on_map"] == len(loaded) - DROPPED and about["placed_by_neighbours"] == DROPPED
     assert about["map"] == "pca" and "/" not in str(about["source"])  # names, not the server's paths
+    assert about["drawn_for_served_index"] is True and about["source_index_version"] == loaded.version
     assert set(about["preservation"]) == {"5", "10", "100", "200"}
 
 
@@ -144,4 +150,22 @@ def test_a_map_of_another_index_lists_every_served_artist_as_unplaced_page_by_pa
         pages = [c.get("/map", params={"limit": 100, "offset": o}).json()["unplaced"] for o in range(0, served, 100)]
         assert len({a for p in pages for a in p}) == served  # every one reachable
         assert c.get("/map", params={"box": "0,0,1,1"}).json()["unplaced"] == []
-        assert first["source"] == "elsewhere"
+        assert first["source"] == "elsewhere" and first["drawn_for_served_index"] is False
+
+
+def test_a_changed_map_file_refuses_to_load(built: Built, map_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from core.errors import CmarError
+    from service.settings import load_map
+
+    copy = tmp_path / "copy"
+    shutil.copytree(map_dir, copy)
+    (copy / "manifest.json").write_text(
+        (copy / "manifest.json")
+        .read_text()
+        .replace('"sha256": {', '"sha256": {"unused": "x", ')
+        .replace('"map.parquet": "', '"map.parquet": "0')
+    )
+    with pytest.raises(CmarError, match="sha256"):
+        load_map(Settings(model_dir=built.model, index_dir=built.index, map_dir=copy))  # type: ignore[call-arg]

@@ -33,11 +33,12 @@ def loaded(built: Built) -> LoadedIndex:
     return load_index(built.index, verify=False)
 
 
-def _full_ranking(loaded: LoadedIndex, row: int) -> list[str]:
-    """Every other indexed artist, most similar first: cosine minus hub penalty, ties by row."""
+def _full_ranking(loaded: LoadedIndex, row: int, far: bool = False) -> list[str]:
+    """Every other indexed artist, most similar first (far: least similar first): cosine minus hub
+    penalty, ties by row."""
     vectors = vectors_of(loaded, np.arange(len(loaded)))
     rank = vectors @ vectors[row] - loaded.penalty
-    order = [int(r) for r in np.argsort(-rank, kind="stable") if r != row]
+    order = [int(r) for r in np.argsort(rank if far else -rank, kind="stable") if r != row]
     return [loaded.artist_ids[r] for r in order]
 
 
@@ -62,9 +63,7 @@ CASES = [
 def test_each_filter_equals_filtering_the_full_ranking(client: TestClient, loaded: LoadedIndex, case: dict) -> None:
     row = 5
     artist = loaded.artist_ids[row]
-    ranking = _full_ranking(loaded, row)
-    if case.get("order") == "dissimilar":
-        ranking = ranking[::-1]
+    ranking = _full_ranking(loaded, row, far=case.get("order") == "dissimilar")
     popularity = loaded.popularity
     assert popularity is not None
     wanted = set(str(case.get("modalities", "")).split(",")) - {""}
@@ -300,17 +299,21 @@ def test_explained_scores_are_written_as_the_plain_ones(client: TestClient, load
 def test_the_prior_pool_is_the_same_on_both_paths(
     client: TestClient, loaded: LoadedIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A cold start's popularity prior re-ranks its best max(5 k, PRIOR_POOL) candidates, filtered or not
-    (the pool is made smaller than the tiny index here, so that it matters)."""
+    """A cold start's popularity prior re-ranks its best PRIOR_POOL candidates whatever k, the page or the
+    filters: every answer and page is a slice of one ranking (the pool is made smaller than the tiny
+    index here, so that it matters)."""
     import service.search
 
-    monkeypatch.setattr(service.search, "PRIOR_POOL", 30)
     tags = [t["tag"] for t in client.get("/tags", params={"limit": 30}).json()["results"]]
+    wide = {tag: _ids(client.post("/similar", json={"tag": [tag], "k": 30})) for tag in tags[::2]}
+    monkeypatch.setattr(service.search, "PRIOR_POOL", 30)  # k never exceeds it (the real pool is MAX_K)
     differs = 0
     for tag in tags[::2]:
-        plain = client.post("/similar", json={"tag": [tag], "k": 12}).json()["results"]
-        noop = client.post("/similar", json={"tag": [tag], "k": 12, "exclude": ["no-such-id"]}).json()["results"]
+        plain = client.post("/similar", json={"tag": [tag], "k": 30}).json()["results"]
+        noop = client.post("/similar", json={"tag": [tag], "k": 30, "exclude": ["no-such-id"]}).json()["results"]
         assert noop == plain, tag
-        everything = client.post("/similar", json={"tag": [tag], "k": 200}).json()["results"]
-        differs += [x["artist_id"] for x in everything[:12]] != [x["artist_id"] for x in plain]
-    assert differs  # the pool size matters here: a larger k re-ranks more candidates
+        for offset in (0, 10, 25):  # pages of the pool
+            page = client.post("/similar", json={"tag": [tag], "k": 5, "offset": offset}).json()["results"]
+            assert page == plain[offset : offset + 5], (tag, offset)
+        differs += [x["artist_id"] for x in plain] != wide[tag]
+    assert differs  # the pool's size matters here

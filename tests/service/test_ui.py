@@ -60,3 +60,25 @@ def test_ui_pages_are_html_shells_with_a_strict_policy(base_url: str) -> None:
         urllib.request.urlopen(base_url + "/ui/nothing-here")
     assert missing.value.code == 404
     missing.value.close()
+
+
+def test_a_service_with_closed_reads_is_checked_with_its_read_key(
+    built: Built, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path_factory.mktemp("ui-closed")
+    make_map(load_space(str(built.index)), "pca", 0, work / "map")
+    env = {
+        "CMAR_MAP_DIR": str(work / "map"),
+        "CMAR_WRITES_DB": str(work / "writes.sqlite3"),
+        "CMAR_READ_KEY_REQUIRED": "true",
+        "CMAR_READ_KEY": "reader-only",
+    }
+    chromium = _chromium()
+    with server.start(built.model, built.index, work / "server.log", env) as running:
+        url = f"http://{server.HOST}:{running.port}"
+        monkeypatch.delenv("CMAR_CHECK_KEY", raising=False)
+        with pytest.raises(CmarError, match="give its read key in CMAR_CHECK_KEY"):
+            run_scenario(url, work / "no-key", "artist", chromium)
+        monkeypatch.setenv("CMAR_CHECK_KEY", "reader-only")
+        report = run_scenario(url, work / "with-key", "artist", chromium)
+    assert all(step["ok"] for step in report["steps"]) and report["requests_off_host"] == []
