@@ -647,7 +647,9 @@ async def served_map(call: Call) -> bytes:
         about = the_map.about
         body = {
             **about,
-            "drawn_for_served_index": about["source_index_version"] == index.version,
+            "drawn_for_served_index": (  # unknown (null) for a map that does not record its index
+                None if about["source_index_version"] is None else about["source_index_version"] == index.version
+            ),
             "served": len(xy),
             "served_on_map": from_map,
             "placed_by_neighbours": int(placed.sum()) - from_map,

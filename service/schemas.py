@@ -494,9 +494,10 @@ class MapPage(BaseModel):
         description="S_n: share of each item's n nearest in the source that stay its n nearest on the map"
     )
     source_index_version: str | None = Field(description="the index the map was drawn from (null: not an index)")
-    drawn_for_served_index: bool = Field(
+    drawn_for_served_index: bool | None = Field(
         description="false when the service serves another index (after a swap, say): positions and "
-        "preservation are those of the map's own index, artists it lacks placed by their neighbours"
+        "preservation are those of the map's own index, artists it lacks placed by their neighbours; "
+        "null when the map does not record its index (drawn from another kind of space, or by an older cmar)"
     )
     served: int = Field(description="artists served now")
     served_on_map: int = Field(description="of them, those the map folder holds")

@@ -522,7 +522,7 @@ async function mapPage(main) {
     ? ` ${first.placed_by_neighbours} of them are not in the map folder and sit at the median of their nearest ` +
       "mapped artists."
     : "";
-  const stale = first.drawn_for_served_index ? "" : " This map was drawn for another index than the one " +
+  const stale = first.drawn_for_served_index !== false ? "" : " This map was drawn for another index than the one " +
     "served now: positions and the share kept are those of its own index.";
   const unplaced = first.unplaced_total ? ` ${first.unplaced_total} served artists cannot be placed: the map holds ` +
     "none of the served artists (was it drawn for another index?)." : "";

@@ -141,7 +141,9 @@ def test_a_map_of_another_index_lists_every_served_artist_as_unplaced_page_by_pa
     out = tmp_path / "other"
     out.mkdir()
     pq.write_table(pa.table({"id": ["x1", "x2", "x3"], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5]}), out / MAP_FILE)
-    (out / "manifest.json").write_text('{"kind": "map", "method": "pca", "seed": 0, "source": "/a/b/elsewhere"}')
+    (out / "manifest.json").write_text(
+        '{"kind": "map", "method": "pca", "seed": 0, "source": "/a/b/elsewhere", "source_index_version": "i-other"}'
+    )
     settings = Settings(model_dir=built.model, index_dir=built.index, map_dir=out, writes_db=tmp_path / "w.db")  # type: ignore[call-arg]
     with TestClient(create_app(settings)) as c:
         first = c.get("/map", params={"limit": 10}).json()
