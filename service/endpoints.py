@@ -177,15 +177,7 @@ def similar_params(query: bytes) -> tuple[int, SimilarOptions | None]:
         return known, None
     pairs = query_pairs(query)
     params = dict(pairs)
-    given = params.get("k")
-    k = DEFAULT_K
-    if given is not None:
-        try:
-            k = _K.validate_python(given)
-        except ValidationError as exc:
-            raise HTTPException(
-                status_code=422, detail=validation_errors([{**e, "loc": ("query", "k")} for e in exc.errors()])
-            ) from None
+    k = query_int(params, "k", _K, str(DEFAULT_K))
     options = _options(pairs, params)
     if options is None and len(_K_CACHE) < _K_CACHE_SIZE and len(query) <= _K_CACHE_KEY_BYTES:
         _K_CACHE[query] = k
@@ -242,11 +234,16 @@ def name_query(call: Call) -> tuple[str, str, int]:
 
 def _limit(params: dict[str, str]) -> int:
     """`limit` of a search: 10 if absent; a 422 unless an integer 1..MAX_MATCHES."""
+    return query_int(params, "limit", _LIMIT, "10")
+
+
+def query_int(params: dict[str, str], name: str, adapter: TypeAdapter[int], default: str) -> int:
+    """An integer query parameter validated by `adapter` (its default if absent); a 422 naming it otherwise."""
     try:
-        return _LIMIT.validate_python(params.get("limit", "10"))
+        return adapter.validate_python(params.get(name, default))
     except ValidationError as exc:
         raise HTTPException(
-            status_code=422, detail=validation_errors([{**e, "loc": ("query", "limit")} for e in exc.errors()])
+            status_code=422, detail=validation_errors([{**e, "loc": ("query", name)} for e in exc.errors()])
         ) from None
 
 
@@ -577,14 +574,8 @@ _MAP_OFFSET = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_MAP_OFFSET)])
 
 def _map_params(params: dict[str, str]) -> tuple[int, int, tuple[float, float, float, float] | None]:
     """`offset`, `limit` and `box` (x0,y0,x1,y1) of GET /map; a 422 naming the parameter otherwise."""
-    values = []
-    for name, adapter, default in (("offset", _MAP_OFFSET, "0"), ("limit", _MAP_LIMIT, "1000")):
-        try:
-            values.append(adapter.validate_python(params.get(name, default)))
-        except ValidationError as exc:
-            raise HTTPException(
-                status_code=422, detail=validation_errors([{**e, "loc": ("query", name)} for e in exc.errors()])
-            ) from None
+    offset = query_int(params, "offset", _MAP_OFFSET, "0")
+    limit = query_int(params, "limit", _MAP_LIMIT, "1000")
     box = None
     if "box" in params:
         try:
@@ -594,7 +585,7 @@ def _map_params(params: dict[str, str]) -> tuple[int, int, tuple[float, float, f
         if not all(np.isfinite([x0, y0, x1, y1])) or x0 > x1 or y0 > y1:
             raise unprocessable(["query", "box"], "expected finite x0 <= x1 and y0 <= y1")
         box = (x0, y0, x1, y1)
-    return values[0], values[1], box
+    return offset, limit, box
 
 
 async def served_map(call: Call) -> bytes:
@@ -614,54 +605,7 @@ async def served_map(call: Call) -> bytes:
     index = artifacts.index
 
     def answer() -> bytes:
-        layout = the_map.layout(index)
-        written = the_map.written(index, overlay)
-        rows = np.ones(len(index), dtype=bool)
-        rows[overlay.hidden_rows] = False
-        kept = np.flatnonzero(rows)
-        xy = np.concatenate([layout.xy[kept], written])
-        placed = np.isfinite(xy).all(axis=1)
-        bounds = [float(v) for v in (*xy[placed].min(axis=0), *xy[placed].max(axis=0))] if placed.any() else None
-        inside = placed.copy()
-        if box is not None:
-            x0, y0, x1, y1 = box
-            inside &= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-        chosen = np.flatnonzero(inside)
-        page = chosen[offset : offset + limit]
-        unplaced_rows = np.flatnonzero(~placed)
-        n = len(kept)
-        points = []
-        for j in page.tolist():
-            if j < n:
-                r = int(kept[j])
-                artist_id, name = index.artist_ids[r], index.names[r]
-                by = "map" if layout.from_map[r] else "neighbours"
-            else:
-                artist_id, name, by = overlay.ids[j - n], overlay.names[j - n], "neighbours"
-            points.append(
-                {"artist_id": artist_id, "name": name, "x": float(xy[j, 0]), "y": float(xy[j, 1]), "placed_by": by}
-            )
-        unplaced_page = [] if box is not None else unplaced_rows[offset : offset + limit].tolist()
-        unplaced = [index.artist_ids[kept[j]] if j < n else overlay.ids[j - n] for j in unplaced_page]
-        from_map = int(layout.from_map[kept].sum())
-        about = the_map.about
-        body = {
-            **about,
-            "drawn_for_served_index": (  # unknown (null) for a map that does not record its index
-                None if about["source_index_version"] is None else about["source_index_version"] == index.version
-            ),
-            "served": len(xy),
-            "served_on_map": from_map,
-            "placed_by_neighbours": int(placed.sum()) - from_map,
-            "bounds": bounds,
-            "total": int(chosen.size),
-            "offset": offset,
-            "limit": limit,
-            "points": points,
-            "unplaced_total": int(unplaced_rows.size),
-            "unplaced": unplaced,
-        }
-        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(the_map.page(index, overlay, offset, limit, box), option=orjson.OPT_SERIALIZE_NUMPY)
 
     return await run_in_threadpool(answer)
 

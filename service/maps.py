@@ -110,3 +110,65 @@ class ServedMap:
         with self._lock:
             self._written = (overlay, xy)
         return xy
+
+    def page(
+        self,
+        index: LoadedIndex,
+        overlay: Overlay,
+        offset: int,
+        limit: int,
+        box: tuple[float, float, float, float] | None = None,
+    ) -> dict[str, object]:
+        """GET /map's answer: what the map is, counts, and a page of the served artists' positions.
+
+        Built-index artists in index order, then written ones (one snapshot of the writes);
+        with a `box` only those inside it; each point says whether the map holds it or its
+        neighbours placed it. Artists that cannot be placed (the map holds none of the served)
+        are counted and listed a page at a time, without a box.
+        """
+        layout = self.layout(index)
+        written = self.written(index, overlay)
+        kept = np.flatnonzero(~np.isin(np.arange(len(index)), overlay.hidden_rows))
+        xy = np.concatenate([layout.xy[kept], written])
+        placed = np.isfinite(xy).all(axis=1)
+        bounds = [float(v) for v in (*xy[placed].min(axis=0), *xy[placed].max(axis=0))] if placed.any() else None
+        inside = placed.copy()
+        if box is not None:
+            x0, y0, x1, y1 = box
+            inside &= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        chosen = np.flatnonzero(inside)
+        unplaced_rows = np.flatnonzero(~placed)
+        n = len(kept)
+
+        def who(j: int) -> tuple[str, str]:
+            return (
+                (index.artist_ids[kept[j]], index.names[kept[j]])
+                if j < n
+                else (overlay.ids[j - n], overlay.names[j - n])
+            )
+
+        points = []
+        for j in chosen[offset : offset + limit].tolist():
+            artist_id, name = who(j)
+            by = "map" if j < n and layout.from_map[kept[j]] else "neighbours"
+            points.append(
+                {"artist_id": artist_id, "name": name, "x": float(xy[j, 0]), "y": float(xy[j, 1]), "placed_by": by}
+            )
+        unplaced = [] if box is not None else [who(j)[0] for j in unplaced_rows[offset : offset + limit].tolist()]
+        from_map = int(layout.from_map[kept].sum())
+        about = self.about
+        version = about["source_index_version"]
+        return {
+            **about,
+            "drawn_for_served_index": None if version is None else version == index.version,  # null: not recorded
+            "served": len(xy),
+            "served_on_map": from_map,
+            "placed_by_neighbours": int(placed.sum()) - from_map,
+            "bounds": bounds,
+            "total": int(chosen.size),
+            "offset": offset,
+            "limit": limit,
+            "points": points,
+            "unplaced_total": int(unplaced_rows.size),
+            "unplaced": unplaced,
+        }
