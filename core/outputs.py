@@ -19,7 +19,7 @@ from core.errors import CmarError
 
 MANIFEST_FILE = "manifest.json"
 KINDS = ("catalog", "checkpoint", "model", "index", "report", "workdir", "track_model", "map")
-STAGES = ("catalog", "checkpoint", "model", "index")  # a workdir's folders, each named for its kind
+STAGES = ("catalog", "checkpoint", "model", "index", "map")  # a workdir's folders, each named for its kind
 _DATABASE = ("writes.sqlite3", "writes.sqlite3-wal", "writes.sqlite3-shm", "writes.sqlite3.served.json")
 
 

@@ -21,3 +21,20 @@ def test_artifacts_ready_only_for_the_same_catalogue_and_intact_files(built: Bui
     (work.index / "index.faiss").write_bytes(b"broken")
     assert not artifacts_ready(work, built.catalog)
     assert not artifacts_ready(Workdir(tmp_path / "empty"), built.catalog)
+
+
+def test_a_workdir_with_the_main_job_s_map_can_be_run_again(built: Built, tmp_path: Path) -> None:
+    """`cmar run` draws WORKDIR/map; a second run (the compose builder's --skip-existing) must accept it as its own."""
+    import pytest
+
+    from core.errors import CmarError
+    from evaluation.maps import make_map
+    from evaluation.nn_similarity import load_space
+
+    work = Workdir(tmp_path / "work")
+    work.claim()
+    make_map(load_space(str(built.index)), "pca", 0, work.root / "map")
+    work.claim()  # the map is one of the workdir's own folders
+    (work.root / "notes.txt").write_text("mine")
+    with pytest.raises(CmarError, match=r"notes\.txt"):  # while anything else is still refused
+        work.claim()
