@@ -167,6 +167,25 @@ class Fusion:
                 maps[(subset, target)] = ridge(x, l2_normalize(encodings[target][rows]), alpha)
         return cls(dict(weights), dict(completion), maps)
 
+    def terms(self, own: dict[str, FloatArray]) -> tuple[dict[str, FloatArray], dict[str, float]]:
+        """One artist's terms of the fused sum, as `fuse` adds them: its own unit embeddings (D,) by
+        modality, plus the predicted unit embeddings of the modalities its subset is completed with;
+        and each term's scale (its modality weight, times the completion weight for a predicted one).
+        What explanations expand the served cosine over (`service.explain`)."""
+        names = [n for n in MODALITY_NAMES if n in own]
+        scales = {n: self.weight(n) for n in names}
+        embeddings = {n: np.asarray(own[n], dtype=np.float32) for n in names}
+        subset = subset_name(names)
+        if not names or subset not in self._plan:
+            return embeddings, scales
+        source = l2_normalize(self._sum(np.stack([embeddings[n] for n in names])[:, None, :],
+                                        np.ones((len(names), 1), dtype=bool), names))[0]  # fmt: skip
+        for (have, target), (w, b) in self.maps.items():
+            if have == subset and target not in embeddings:
+                embeddings[target] = l2_normalize((source @ w + b)[None, :])[0]
+                scales[target] = self.completion[subset] * self.weight(target)
+        return embeddings, scales
+
     def fuse(
         self, vectors: npt.ArrayLike, present: npt.ArrayLike, names: list[str], batch_invariant: bool = False
     ) -> FloatArray:

@@ -92,15 +92,23 @@ def _for_metric(x: npt.NDArray[np.float32], metric: Metric) -> npt.NDArray[np.fl
 
 
 def preservation(
-    source: npt.ArrayLike, coords: npt.ArrayLike, cutoffs: tuple[int, ...], metric: Metric
+    source: npt.ArrayLike,
+    coords: npt.ArrayLike,
+    cutoffs: tuple[int, ...],
+    metric: Metric,
+    source_lists: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Mean S_n between the source's neighbour lists (its metric) and the map's (Euclidean in 2D), per cutoff."""
+    """Mean S_n between the source's neighbour lists (its metric) and the map's (Euclidean in 2D), per cutoff.
+
+    `source_lists`: the source's lists to at least the largest usable cutoff, when already made
+    (several maps of one space).
+    """
     n = len(coords)  # type: ignore[arg-type]
     usable = [c for c in cutoffs if c < n]
     if not usable:
         return {}
     top = max(usable)
-    src = neighbour_lists(np.asarray(source), top, metric)
+    src = neighbour_lists(np.asarray(source), top, metric) if source_lists is None else source_lists
     flat = neighbour_lists(np.asarray(coords), top, "euclidean")
     return {str(c): round(float(overlap(src, flat, c).mean()), 4) for c in usable}
 

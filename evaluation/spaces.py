@@ -222,6 +222,8 @@ def _named(space: Space, name: str) -> Space:
 def projections(space: Space, metric: Metric, methods: tuple[str, ...] = PROJECTIONS) -> dict[str, Any]:
     """Per method and seed, preservation S_n of the space's lists; per method, seed-to-seed S_10 and S_200."""
     out: dict[str, Any] = {"space": space.name, "n_items": len(space.ids), "metric": metric, "methods": {}}
+    usable = [c for c in CUTOFFS if c < len(space.ids)]
+    source_lists = neighbour_lists(space.vectors, max(usable), metric) if usable else None  # once per space
     for method in methods:
         maps, kept, seconds = [], [], []
         for seed in MAP_SEEDS:
@@ -229,7 +231,7 @@ def projections(space: Space, metric: Metric, methods: tuple[str, ...] = PROJECT
             coords = project(space.vectors, method, seed, metric)
             seconds.append(round(time.perf_counter() - started, 1))
             maps.append(coords)
-            kept.append(preservation(space.vectors, coords, CUTOFFS, metric))
+            kept.append(preservation(space.vectors, coords, CUTOFFS, metric, source_lists))
         lists = [neighbour_lists(m, 200, "euclidean") for m in maps]
         agreement = {str(n): round(float(overlap(lists[0], lists[1], n).mean()), 4) for n in (10, 200)}
         out["methods"][method] = {"preservation": kept, "seed_agreement": agreement, "seconds": seconds}

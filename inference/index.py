@@ -97,19 +97,14 @@ class LoadedIndex:
         return ((logs - logs.mean()) / spread if spread > 0 else logs * 0).astype(np.float32)
 
     @functools.cached_property
-    def row_major(self) -> np.ndarray:
-        """(N, D) an exact index's unit vectors, one contiguous row per artist: gathering a cold start's
-        thousand candidates from it is three times faster than from `columns` (a second copy: N x D x 4 bytes)."""
-        assert self.columns is not None, "row_major is an exact index's"
-        return np.ascontiguousarray(self.columns[: self.manifest.embedding_dim].T)
-
-    @functools.cached_property
     def unit_vectors(self) -> np.ndarray:
-        """(N, D) every artist's unit vector, without the stored hub penalty: a view for an exact index;
-        for a graph index a full copy reconstructed once and kept (N x D x 4 bytes; the map's placement)."""
+        """(N, D) every artist's unit vector, without the stored hub penalty, one contiguous row per artist,
+        made once and kept (a second copy beside the index: N x D x 4 bytes). Gathering a cold start's
+        thousand candidates from it is three times faster than from `columns`; a graph index's are
+        reconstructed from the graph."""
         if self.columns is not None:
-            return self.columns[: self.manifest.embedding_dim].T
-        return vectors_of(self, np.arange(len(self)))
+            return np.ascontiguousarray(self.columns[: self.manifest.embedding_dim].T)
+        return _reconstruct(self, np.arange(len(self)))
 
     @functools.cached_property
     def modality_bits(self) -> np.ndarray:
@@ -321,7 +316,12 @@ def _neighbour_lists(
 def vectors_of(loaded: LoadedIndex, rows: np.ndarray) -> np.ndarray:
     """The unit vectors of index rows (B, D), without the stored hub penalty (a contiguous copy)."""
     if loaded.columns is not None:
-        return loaded.row_major[np.atleast_1d(rows)]
+        return loaded.unit_vectors[np.atleast_1d(rows)]
+    return _reconstruct(loaded, rows)
+
+
+def _reconstruct(loaded: LoadedIndex, rows: np.ndarray) -> np.ndarray:
+    """A graph index's unit vectors of `rows` (B, D), from the graph's stored vectors."""
     keys = np.ascontiguousarray(np.atleast_1d(rows), dtype=np.int64)
     stored = np.asarray(loaded.index.reconstruct_batch(keys), dtype=np.float32)
     return stored[:, : loaded.manifest.embedding_dim]

@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from core.fusion import Fusion, subset_name
+from core.fusion import Fusion
 from core.modalities import MODALITY_NAMES
-from core.vectors import FloatArray, l2_normalize
+from core.vectors import FloatArray
 from service.artifacts import Artifacts
 from service.live import Overlay
 from service.search import Hit
@@ -63,21 +63,10 @@ def side_of(artifacts: Artifacts, artist_id: str, overlay: Overlay | None = None
 
 
 def completed(side: Side, fusion: Fusion) -> Side:
-    """The side with the embeddings its model predicts for the modalities it lacks, scaled as fusion adds
-    them; `Side.scales` gives every modality's weight in the sum (`core.fusion.Fusion.fuse`)."""
-    names = _ordered(side.embeddings)
-    scales = {n: fusion.weight(n) for n in names}
-    subset = subset_name(names)
-    if subset not in fusion.completion or not names:
-        return Side(side.embeddings, side.items, scales, tuple(names))
-    total = sum(scales[n] * side.embeddings[n].astype(np.float32) for n in names)
-    source = l2_normalize(np.asarray(total, dtype=np.float32)[None, :])[0]
-    embeddings = dict(side.embeddings)
-    for (have, target), (w, b) in fusion.maps.items():
-        if have == subset and target not in embeddings:
-            embeddings[target] = l2_normalize((source @ w + b)[None, :])[0]
-            scales[target] = fusion.completion[subset] * fusion.weight(target)
-    return Side(embeddings, side.items, scales, tuple(names))
+    """The side with the terms its model's fusion adds for it (`core.fusion.Fusion.terms`): predicted
+    embeddings of the modalities it lacks, and every term's scale in `Side.scales`."""
+    embeddings, scales = fusion.terms(side.embeddings)
+    return Side(embeddings, side.items, scales, tuple(_ordered(side.embeddings)))
 
 
 def explanation(query: Side, result: Side) -> dict[str, Any]:

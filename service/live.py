@@ -164,6 +164,12 @@ class Overlay:
             details=(*(old_details[i] for i in keep), *new_details),
         )
 
+    def served(self, n: int) -> np.ndarray:
+        """(n,) bool: which of a built index's n rows this snapshot still serves (not replaced or deleted)."""
+        mask = np.ones(n, dtype=bool)
+        mask[self.hidden_rows] = False
+        return mask
+
     def detail(self, j: int) -> Detail | None:
         """Written artist j's detail, if known."""
         return self.details[j] if self.details else None

@@ -128,7 +128,7 @@ class ServedMap:
         """
         layout = self.layout(index)
         written = self.written(index, overlay)
-        kept = np.flatnonzero(~np.isin(np.arange(len(index)), overlay.hidden_rows))
+        kept = np.flatnonzero(overlay.served(len(index)))
         xy = np.concatenate([layout.xy[kept], written])
         placed = np.isfinite(xy).all(axis=1)
         bounds = [float(v) for v in (*xy[placed].min(axis=0), *xy[placed].max(axis=0))] if placed.any() else None

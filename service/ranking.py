@@ -62,8 +62,7 @@ def ranked_page(
     cos = all_cosines(index, q)
     live_cos = row_cosines(overlay.vectors, q)
 
-    served = np.ones(len(index), dtype=bool)
-    served[overlay.hidden_rows] = False
+    served = overlay.served(len(index))
     served_live = np.ones(len(overlay.ids), dtype=bool)
     skip = index.row_of.get(exclude) if exclude is not None else None
     if skip is not None:

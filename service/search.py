@@ -124,8 +124,7 @@ def _tie_at_cut(ranked: FloatArray, need: int) -> bool:
 
 def _all_rows(artifacts: Artifacts, q: FloatArray, overlay: Overlay, skip: int | None) -> tuple[np.ndarray, FloatArray]:
     """Every served built-index row (but `skip`) and its cosine to q (D,): the exact fallback of a search."""
-    served = np.ones(len(artifacts.index), dtype=bool)
-    served[overlay.hidden_rows] = False
+    served = overlay.served(len(artifacts.index))
     if skip is not None:
         served[skip] = False
     rows = np.flatnonzero(served)

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 ASSETS = importlib.resources.files("service") / "web_assets"
 PAGES = ("", "cold-start", "map")  # and artists/{id}
+SHELL = (ASSETS / "index.html").read_text(encoding="utf-8")  # every page's HTML, read once
 # Everything from this host; no inline script; styles only from the sheet (the script sets
 # element styles through the DOM, which the policy allows).
 POLICY = (
@@ -42,7 +43,7 @@ async def page(request: Request) -> Response:
     if not _is_page(path):
         return PlainTextResponse("no such page", status_code=404)
     root = request.scope.get("root_path", "").removesuffix("/ui")  # the app's own root path, not the mount's
-    html = (ASSETS / "index.html").read_text(encoding="utf-8").replace("{{root}}", _attribute(root))
+    html = SHELL.replace("{{root}}", _attribute(root))
     return HTMLResponse(html, headers={"content-security-policy": POLICY, "cache-control": "no-cache"})
 
 
