@@ -18,7 +18,17 @@ log = logging.getLogger("cmar")
 def _train_config(args: argparse.Namespace) -> Any:
     from model_export.config import TrainConfig
 
-    names = ("epochs", "batch_size", "lr", "temperature", "patience", "min_modalities", "seed", "subset_weight")
+    names = (
+        "epochs",
+        "batch_size",
+        "lr",
+        "temperature",
+        "patience",
+        "min_modalities",
+        "seed",
+        "subset_weight",
+        "thin_tags",
+    )
     values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     for option, key, example in (
         ("--modality-weights", "modality_weights", "tag=2"),

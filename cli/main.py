@@ -146,6 +146,12 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         help=f"weight of the loss between fuses of random modality halves (default {d.subset_weight:g}; 0 = off)",
     )
     group.add_argument(
+        "--thin-tags",
+        type=float,
+        help="share of training artists whose tag set is cut to its 1 to 3 heaviest tags in each batch, "
+        f"so that few-tag cold starts land well (default {d.thin_tags:g}; 0 = off)",
+    )
+    group.add_argument(
         "--modality-weights",
         metavar="SPEC",
         help="each modality's weight in an artist's fused vector: NAME=WEIGHT pairs joined by commas, "

@@ -37,6 +37,7 @@ class TrainConfig:
     tag_width: int = 256  # tag encoder: self-attention width
     tag_heads: int = 4  # tag encoder: attention heads
     subset_weight: float = 0.0  # weight of the loss between fuses of random modality halves (cmar; 0 = paper)
+    thin_tags: float = 0.0  # share of training artists whose tag set is cut to its 1-3 heaviest tags (cmar; 0 = paper)
     centre: bool = True  # after training, remove each modality's mean output (cmar; not in the paper)
     modality_weights: dict[str, float] = field(  # modality -> weight in the fused sum (cmar; the paper: all 1)
         default_factory=lambda: dict(DEFAULT_MODALITY_WEIGHTS)
@@ -54,6 +55,8 @@ class TrainConfig:
             problems.append("lr must be a finite number > 0")
         if not math.isfinite(self.subset_weight) or self.subset_weight < 0:
             problems.append("subset_weight must be a finite number >= 0")
+        if not math.isfinite(self.thin_tags) or not 0 <= self.thin_tags <= 1:
+            problems.append("thin_tags must be a share between 0 and 1")
         if not 2 <= self.batch_size <= 1_000_000:
             problems.append("batch_size must be between 2 (InfoNCE needs negatives) and 1,000,000")
         if not 1 <= self.epochs <= 100_000:

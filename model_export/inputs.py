@@ -31,13 +31,24 @@ class ModalityInputs:
         """Modalities in catalogue order."""
         return list(self.present)
 
-    def gather(self, name: str, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Encoder inputs of `rows` for one modality: (x,) or (items, weights)."""
+    def set_names(self) -> list[str]:
+        """The set modalities (tags), in catalogue order."""
+        return list(self._sets)
+
+    def gather(self, name: str, rows: np.ndarray, limit: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+        """Encoder inputs of `rows` for one modality: (x,) or (items, weights).
+
+        `limit` (B,) keeps, for a set modality, only each row's `limit` heaviest items.
+        """
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         if name in self._vectors:
             return (self._vectors[name][index],)
         vocab, ids, weights = self._sets[name]
-        return vocab[ids[index]] * (weights[index] > 0).unsqueeze(-1), weights[index]
+        chosen = weights[index]
+        if limit is not None:
+            slots = torch.arange(chosen.shape[1])[None, :]
+            chosen = chosen * (slots < torch.from_numpy(np.asarray(limit, dtype=np.int64))[:, None])
+        return vocab[ids[index]] * (chosen > 0).unsqueeze(-1), chosen
 
     def fit_standardisation(self, model: CrossModalModel) -> None:
         """Set each encoder's input mean and std from the artists (or vocabulary items) that have it."""
@@ -53,10 +64,11 @@ class ModalityInputs:
 
 
 def encode_rows(
-    model: CrossModalModel, inputs: ModalityInputs, rows: np.ndarray
+    model: CrossModalModel, inputs: ModalityInputs, rows: np.ndarray, limits: dict[str, np.ndarray] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Encode the modalities each artist in `rows` has.
 
+    `limits` maps a set modality to (B,) item counts: each row's set is cut to its heaviest items.
     Returns name -> (B, D) embeddings (zero rows where absent) and name -> (B,) presence.
     """
     rows = np.asarray(rows, dtype=np.int64)
@@ -68,6 +80,7 @@ def encode_rows(
         out = torch.zeros(len(rows), encoder.out_dim)
         where = np.flatnonzero(has)
         if where.size:
-            out = out.index_copy(0, torch.from_numpy(where), encoder(*inputs.gather(name, rows[where])))
+            limit = None if limits is None or name not in limits else limits[name][where]
+            out = out.index_copy(0, torch.from_numpy(where), encoder(*inputs.gather(name, rows[where], limit)))
         embeddings[name] = out
     return embeddings, present

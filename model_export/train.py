@@ -61,6 +61,28 @@ def split_rows(catalog: Catalog, config: TrainConfig) -> tuple[np.ndarray, np.nd
     return np.sort(eligible[n_val:]), np.sort(eligible[:n_val])
 
 
+THIN_TAGS = 3  # a thinned tag set keeps its 1 to THIN_TAGS heaviest tags
+
+
+def thin_tag_limits(
+    inputs: ModalityInputs, rows: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray] | None:
+    """Per set modality, (B,) item counts that cut a `config.thin_tags` share of `rows` to 1-3 items, else None.
+
+    A cold start often arrives with a handful of tags; training some artists on their heaviest
+    few teaches the tag encoder to place such a set where the artist's other modalities are
+    (cmar, not in the paper; README, Cold start). No draw is made when the share is 0, so the
+    batches are those of a run without it.
+    """
+    if config.thin_tags <= 0:
+        return None
+    limits = {}
+    for name in inputs.set_names():
+        thin = rng.random(len(rows)) < config.thin_tags
+        limits[name] = np.where(thin, rng.integers(1, THIN_TAGS + 1, len(rows)), config.max_tags)
+    return limits
+
+
 def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train one encoder per catalogue modality; keep the weights of the best validation epoch."""
     if len(catalog.modalities) < 2:
@@ -92,7 +114,7 @@ def train_model(catalog: Catalog, config: TrainConfig, progress: bool = True) ->
             rows = order[begin : begin + config.batch_size]
             if rows.size < 2:
                 continue
-            embeddings, present = encode_rows(model, inputs, rows)
+            embeddings, present = encode_rows(model, inputs, rows, thin_tag_limits(inputs, rows, config, rng))
             loss, _ = multimodal_loss(embeddings, present, config.temperature)
             if config.subset_weight > 0:
                 loss = loss + config.subset_weight * subset_loss(embeddings, present, config.temperature, generator)
