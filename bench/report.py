@@ -44,6 +44,9 @@ def targets(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if "build" in bench:
         value = bench["build"]["encode_fuse_artists_per_s"]
         out["encode_fuse"] = {"measured": value, "target": TARGETS["encode_fuse"][1], "met": value >= 30_000}
+    if "compare" in bench and bench["compare"]["items"] >= 100_000:
+        value = bench["compare"]["wall_s"]
+        out["compare_100k_s"] = {"measured": value, "target": 60.0, "met": value <= 60.0}
     if "scale" in bench and bench["scale"].get("n_artists", 0) >= 1_000_000:
         scale = bench["scale"]
         out["scale_build_s"] = {"measured": scale["build_s"], "target": 600, "met": scale["build_s"] <= 600}
@@ -143,6 +146,11 @@ def summary(bench: dict[str, Any]) -> str:
         ]
         lines += ["## Training", ""]
         lines += [*_table(["catalogue", "training artists", "epochs", "s/epoch", "total s", "peak MiB"], rows), ""]
+    if "compare" in bench:
+        c = bench["compare"]
+        lines += ["## cmar compare", "", f"`{c['command']} --n {' '.join(map(str, c['cutoffs']))}`: two spaces of "
+                  f"{c['items']:,} items x {c['dim']} ({c['metric']}) in {c['wall_s']} s, peak {c['peak_rss_mb']} MiB; "
+                  + ", ".join(f"S_{n} = {v}" for n, v in c["S"].items()) + ".", ""]  # fmt: skip
     for section, title in (("scale", "Scale"), ("peer", "Peer engine, same vectors and queries")):
         if section in bench:
             lines += [f"## {title}", "", "```json", json.dumps(bench[section], indent=1), "```", ""]

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import api, jobs, report, scale, server
+from bench import api, compare, jobs, report, scale, server
 from core.errors import CmarError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+SECTIONS = ("api", "scale", "compare", "olga")  # api: the demo's training, build and API; scale: 1M + peer
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,14 @@ class BenchConfig:
     olga: Path | None = None  # an OLGA folder: also time featurising and training on it
     peer: bool = True
     servers: tuple[str, ...] = ("uvicorn",)  # HTTP servers the API is measured under; the first fills `api`
+    compare_items: int = compare.ITEMS  # items of each space `cmar compare` is timed on (0 = skip)
+    sections: tuple[str, ...] = SECTIONS  # which sections run
     command: str = "cmar bench"
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
-    """Train on the demo catalogue, serve it under load, build and serve the large one, the peer."""
+    """The sections of `config.sections`: the demo's API under load, the large catalogue and a peer,
+    `cmar compare` on two large spaces, training on OLGA; bench.json and bench.md after each."""
     work = config.out / "work"
     marker = work / ".cmar-bench-work"
     if work.exists() and not marker.is_file():
@@ -43,6 +49,20 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     work.mkdir(parents=True)
     marker.write_text("made by cmar bench; deleted and made anew by each run\n")
     bench: dict[str, Any] = {"command": config.command, "machine": report.machine(), "started": time.time()}
+    if "api" in config.sections or "scale" in config.sections:
+        _api_and_scale(config, work, bench)
+    if "compare" in config.sections and config.compare_items:
+        bench["compare"] = compare.measure(work / "compare", config.compare_items)
+        report.write(config.out, bench)
+    if "olga" in config.sections and config.olga is not None:
+        bench.setdefault("training", {})["olga"] = _olga_training(config.olga, work / "olga", config.epochs)
+    bench["finished"] = time.time()
+    report.write(config.out, bench)
+    return bench
+
+
+def _api_and_scale(config: BenchConfig, work: Path, bench: dict[str, Any]) -> None:
+    """Train and build the demo; measure its API (section api) and the large catalogue and peer (section scale)."""
     demo = work / "demo"
     epochs = ["--epochs", str(config.epochs)] if config.epochs else []
     jobs.run_cmar(["catalog", "synthetic", str(demo / "catalog"), "--n-artists", str(config.demo_artists)], demo)
@@ -59,7 +79,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     bench["profile_us"] = api.profile(settings, demo / "catalog")
     cases = api.requests(demo / "catalog", demo / "index")
     bench["api_by_server"] = {}
-    for name in config.servers:
+    for name in config.servers if "api" in config.sections else ():
         env = {"CMAR_SERVER": name}
         with (
             server.start_bare(work / f"bare-{name}.log", env) as bare,
@@ -79,7 +99,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                 )
         report.write(config.out, bench)
 
-    if config.scale_artists:
+    if config.scale_artists and "scale" in config.sections:
         big = work / "scale"
         section, _, index = scale.build(demo / "model", big, config.scale_artists, config.exact_limit)
         bench["build"] = jobs.build(index, jobs.Measured(section["build_s"], section["build_peak_rss_mb"]))
@@ -94,12 +114,6 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         shutil.rmtree(big / "catalog", ignore_errors=True)  # the largest files; the index stays for inspection
     else:
         bench["build"] = bench["build_demo"]
-
-    if config.olga is not None:
-        bench["training"]["olga"] = _olga_training(config.olga, work / "olga", config.epochs)
-    bench["finished"] = time.time()
-    report.write(config.out, bench)
-    return bench
 
 
 def _olga_training(folder: Path, work: Path, epochs: int | None) -> dict[str, Any]:

@@ -423,7 +423,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     import shlex
     import sys
 
-    from bench.run import BenchConfig, run_bench
+    from bench.run import SECTIONS, BenchConfig, run_bench
 
     if args.duration <= 0 or any(c < 1 for c in args.concurrency):
         raise CmarError("--duration must be > 0 and every --concurrency >= 1")
@@ -445,6 +445,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         olga=args.olga,
         peer=not args.no_peer,
+        compare_items=args.compare_items,
+        sections=tuple(args.only) if args.only else SECTIONS,
         command=shlex.join(["cmar", *sys.argv[1:]]) if sys.argv[0].endswith("cmar") else "cmar bench",
     )
     run_bench(config)

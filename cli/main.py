@@ -415,6 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--olga", type=Path, help="an OLGA folder: also time featurizing and training on it")
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
     p.add_argument(
+        "--compare-items",
+        type=_int_in(0, 10_000_000),
+        default=100_000,
+        help="items of each of the two spaces `cmar compare` is timed on (default 100000; 0 = skip)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=["api", "scale", "compare", "olga"],
+        help="run only these sections (default: all; olga needs --olga)",
+    )
+    p.add_argument(
         "--server",
         nargs="+",
         choices=["uvicorn", "granian"],

@@ -67,3 +67,14 @@ def test_bad_bench_options_are_one_line_errors(
     assert exit_code == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("cmar") and "error:" in err and message in err and "\n" not in err
+
+
+def test_bench_times_cmar_compare_alone(tmp_path: Path) -> None:
+    run_bench(BenchConfig(out=tmp_path / "bench", compare_items=3000, sections=("compare",)))
+    bench = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert "api" not in bench and "scale" not in bench and "training" not in bench  # only the section asked for
+    c = bench["compare"]
+    assert c["items"] == 3000 and c["dim"] == 200 and c["wall_s"] > 0 and c["peak_rss_mb"] > 0
+    assert 0.05 < c["S"]["10"] < 0.95 and 0.05 < c["S"]["200"] < 0.95  # related spaces: partial agreement
+    assert "compare_100k_s" not in bench["targets"]  # the target is only judged at 100,000 items
+    assert "## cmar compare" in (tmp_path / "bench" / "bench.md").read_text()
