@@ -56,3 +56,25 @@ def test_checkpoint_rebuilds_the_model(built: Built) -> None:
     assert set(model.encoders) == {"audio", "cf", "tag"}
     with pytest.raises(CmarError, match="not a checkpoint folder"):
         load_checkpoint(built.model)
+
+
+def test_thin_tags_cut_a_share_of_tag_sets_to_their_heaviest_few(tiny_catalog: tuple[Path, SyntheticCatalog]) -> None:
+    from model_export.inputs import ModalityInputs
+    from model_export.train import THIN_TAGS, thin_tag_limits
+
+    catalog = read_catalog(tiny_catalog[0])
+    inputs = ModalityInputs(catalog, max_tags=16)
+    rows = np.flatnonzero(inputs.present["tag"])
+    assert thin_tag_limits(inputs, rows, TrainConfig(thin_tags=0.0), np.random.default_rng(0)) is None
+    limits = thin_tag_limits(inputs, np.tile(rows, 20), TrainConfig(thin_tags=0.3), np.random.default_rng(0))
+    assert limits is not None and set(limits) == {"tag"}
+    thin = limits["tag"] < 16
+    assert abs(thin.mean() - 0.3) < 0.03 and set(limits["tag"][thin].tolist()) == set(range(1, THIN_TAGS + 1))
+    items, weights = inputs.gather("tag", rows[:50])
+    assert ((weights > 0).sum(dim=1) > 2).any()  # some sets are really cut
+    cut_items, cut_weights = inputs.gather("tag", rows[:50], np.full(50, 2))
+    assert torch.equal((cut_weights > 0).sum(dim=1), (weights > 0).sum(dim=1).clamp(max=2))
+    assert torch.equal(cut_weights[:, :2], weights[:, :2]) and not cut_weights[:, 2:].any()  # the heaviest two kept
+    assert not cut_items[:, 2:].any() and torch.equal(cut_items[:, :2], items[:, :2])
+    with pytest.raises(CmarError, match="thin_tags"):
+        TrainConfig(thin_tags=1.5)
