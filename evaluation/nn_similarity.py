@@ -5,12 +5,13 @@ item's n nearest other items in space X (Tovstogan, Serra and Bogdanov, "Similar
 Nearest-Neighbor Query Results in Deep Latent Spaces", SMC 2022, Section 2); it is averaged
 over the reference items. Spaces are compared over the items they share.
 
-Neighbour lists are exact: every pair of items is scored once by BLAS (cosine: the inner
-product of unit vectors; Euclidean: of vectors extended so that the inner product is minus
-half the squared distance), FAISS's heaps keep each item's `n + TIE_MARGIN` best candidates,
-and each list is then ordered by (score, item index), so equal scores rank the lower index
-first, whatever the heaps' order; an item is never its own neighbour. A tie group wider than
-the margin at the cutoff is the only case that could differ from a full sort.
+Neighbour lists are exact: FAISS's flat (brute-force) search proposes `n + TIE_MARGIN`
+candidates by inner product (cosine: of unit vectors; Euclidean: of vectors extended so that
+the inner product ranks by distance, the candidates' distances then computed again from their
+differences in float64, so equal distances tie exactly), and each list is then ordered by
+(score, item index), so equal scores rank the lower index first, whatever FAISS's order; an
+item is never its own neighbour. A tie group wider than the margin at the cutoff is the only
+case that could differ from a full sort.
 """
 
 from __future__ import annotations
@@ -29,13 +30,9 @@ Metric = Literal["cosine", "euclidean"]
 TIE_MARGIN = 8
 
 
-def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", block: int = 4096) -> np.ndarray:
+def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", batch: int = 4096) -> np.ndarray:
     """Each item's n nearest other items, best first, ties by lower index: (N, d) -> (N, n) int64 rows.
 
-    The similarity matrix is symmetric, so it is computed once per pair of items: each block
-    (i, j >= i) of rows is one BLAS product whose rows feed the heaps of block i and whose
-    transpose feeds those of block j (FAISS's heaps keep each item's `n + TIE_MARGIN` best
-    candidates), half the arithmetic of a search of every item against every item.
     Raises ValueError if n >= N or the vectors are not finite.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -46,51 +43,33 @@ def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", bloc
         raise ValueError(f"a cutoff must be between 1 and {count - 1} (the items besides the reference), got {n}")
     if metric == "cosine":
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        left = right = x / np.maximum(norms, 1e-12)
-    else:  # -|a - b|^2 / 2 = a.b - |a|^2/2 - |b|^2/2 = [a, -|a|^2/2, 1] . [b, 1, -|b|^2/2]: symmetric
-        half = ((x.astype(np.float64) ** 2).sum(axis=1, keepdims=True) / 2).astype(np.float32)
-        ones = np.ones((count, 1), dtype=np.float32)
-        left, right = np.hstack([x, -half, ones]), np.hstack([x, ones, -half])
-    kept = min(count - 1, n + TIE_MARGIN)
-    scores = np.empty((count, kept), dtype=np.float32)
-    rows = np.empty((count, kept), dtype=np.int64)
-    heaps = faiss.float_minheap_array_t()  # a min-heap per item keeps its largest similarities
-    heaps.k, heaps.nh = kept, count
-    heaps.val, heaps.ids = faiss.swig_ptr(scores), faiss.swig_ptr(rows)
-    heaps.heapify()
-    for i0 in range(0, count, block):
-        a = left[i0 : i0 + block]
-        for j0 in range(i0, count, block):
-            sims = np.ascontiguousarray(a @ right[j0 : j0 + block].T)
-            if j0 == i0:
-                np.fill_diagonal(sims, -np.inf)  # never one's own neighbour (-inf never enters a heap)
-            heaps.addn(sims.shape[1], faiss.swig_ptr(sims), j0, i0, sims.shape[0])  # type: ignore[call-arg]
-            if j0 != i0:
-                flipped = _transposed(sims)
-                heaps.addn(flipped.shape[1], faiss.swig_ptr(flipped), i0, j0, flipped.shape[0])  # type: ignore[call-arg]
-    if metric == "euclidean":  # the candidates' distances again, from differences in float64: no cancellation
-        scores = _squared_distances(x, rows)
-    return _best_first(scores, rows, count)[:, :n]
-
-
-def _squared_distances(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Minus each item's squared distance to its candidates `rows` (-1: empty), in float64."""
-    out = np.full(rows.shape, -np.inf)
-    wide = x.astype(np.float64)
-    chunk = max(1, 2**22 // max(1, rows.shape[1] * x.shape[1]))  # about 32 MB of differences at a time
-    for begin in range(0, len(rows), chunk):
-        picked = rows[begin : begin + chunk]
-        gaps = wide[np.maximum(picked, 0)] - wide[begin : begin + chunk, None, :]
-        out[begin : begin + chunk] = np.where(picked < 0, -np.inf, -np.einsum("ijk,ijk->ij", gaps, gaps))
+        base = queries = x / np.maximum(norms, 1e-12)
+    else:  # -|q - b|^2 ranks as 2 q.b - |b|^2 = [q, 1] . [2b, -|b|^2]
+        squared = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True).astype(np.float32)
+        base = np.hstack([2 * x, -squared])
+        queries = np.hstack([x, np.ones((count, 1), dtype=np.float32)])
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(np.ascontiguousarray(base))
+    wanted = min(count, n + 1 + TIE_MARGIN)
+    out = np.empty((count, n), dtype=np.int64)
+    for begin in range(0, count, batch):
+        q = np.ascontiguousarray(queries[begin : begin + batch])
+        scores, rows = index.search(q, wanted)
+        rows = np.where(rows == np.arange(begin, begin + len(q))[:, None], -1, rows)  # never one's own neighbour
+        if metric == "euclidean":  # the candidates' distances again, from differences in float64: no cancellation
+            scores = _squared_distances(x[begin : begin + len(q)], x, rows)
+        out[begin : begin + len(q)] = _best_first(scores, rows, count)[:, :n]
     return out
 
 
-def _transposed(a: np.ndarray, tile: int = 64) -> np.ndarray:
-    """A contiguous copy of a.T, tile by tile (cache-friendly; numpy's own copy of a.T is twice slower)."""
-    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
-    for r in range(0, a.shape[0], tile):
-        for c in range(0, a.shape[1], tile):
-            out[c : c + tile, r : r + tile] = a[r : r + tile, c : c + tile].T
+def _squared_distances(queries: np.ndarray, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Minus each query's squared distance to its candidates `rows` of x (-1: empty), in float64: (B, m)."""
+    out = np.full(rows.shape, -np.inf)
+    chunk = max(1, 2**22 // max(1, rows.shape[1] * x.shape[1]))  # about 32 MB of differences at a time
+    for begin in range(0, len(rows), chunk):
+        picked = rows[begin : begin + chunk]
+        gaps = x[np.maximum(picked, 0)].astype(np.float64) - queries[begin : begin + chunk, None, :]
+        out[begin : begin + chunk] = np.where(picked < 0, -np.inf, -np.einsum("ijk,ijk->ij", gaps, gaps))
     return out
 
 

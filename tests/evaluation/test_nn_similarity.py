@@ -26,14 +26,14 @@ def _scores(vectors: np.ndarray, metric: str) -> np.ndarray:
     return -((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
 
 
-@pytest.mark.parametrize("block", [4096, 32])  # one block; blocks whose products feed both items' heaps
+@pytest.mark.parametrize("block", [4096, 32])  # one batch of queries; several
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_lists_are_exact_and_ties_go_to_the_lower_index(metric: str, block: int) -> None:
     rng = np.random.default_rng(4)
     x = np.round(rng.standard_normal((120, 6)), 0).astype(np.float32)  # coarse values: many exact ties
     x[7] = x[3]  # duplicates
     x[50] = x[3]
-    lists = neighbour_lists(x, 10, metric, block=block)  # type: ignore[arg-type]
+    lists = neighbour_lists(x, 10, metric, batch=block)  # type: ignore[arg-type]
     score = _scores(x, metric)
     assert (lists != np.arange(120)[:, None]).all()  # never its own neighbour
     assert lists[3][:2].tolist() == [7, 50]  # equal (identical) vectors, lower index first
@@ -51,7 +51,7 @@ def test_euclidean_lists_on_a_grid_equal_a_full_sort_by_distance_then_index(bloc
     score = _scores(x, "euclidean")
     np.fill_diagonal(score, -np.inf)
     want = np.lexsort((np.broadcast_to(np.arange(len(x)), score.shape), -score), axis=1)[:, :10]
-    assert np.array_equal(neighbour_lists(x, 10, "euclidean", block=block), want)
+    assert np.array_equal(neighbour_lists(x, 10, "euclidean", batch=block), want)
 
 
 def test_compare_over_shared_items_whatever_their_order() -> None:
