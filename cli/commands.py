@@ -433,6 +433,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise CmarError(f"{args.olga}: no such folder")
     if args.scale and args.scale < 2:
         raise CmarError("--scale must be 0 or at least 2")
+    if 0 < args.compare_items < 1000:
+        raise CmarError(f"--compare-items must be 0 (skip) or at least 1000, got {args.compare_items}")
+    only = set(args.only or ())
+    if "olga" in only and args.olga is None:
+        raise CmarError("--only olga needs --olga DATA_DIR")
+    if "compare" in only and not args.compare_items:
+        raise CmarError("--only compare needs --compare-items above 0")
+    if "scale" in only and not args.scale:
+        raise CmarError("--only scale needs --scale above 0")
     report_folder(args)
     config = BenchConfig(
         out=args.out,

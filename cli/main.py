@@ -416,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-peer", action="store_true", help="skip the peer engine (usearch)")
     p.add_argument(
         "--compare-items",
-        type=_int_in(0, 10_000_000),
+        type=_int_in(0, 1_000_000),
         default=100_000,
-        help="items of each of the two spaces `cmar compare` is timed on (default 100000; 0 = skip)",
+        help="items of each of the two spaces `cmar compare` is timed on: 0 (skip) or 1000 to 1000000 (default 100000)",
     )
     p.add_argument(
         "--only",

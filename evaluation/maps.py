@@ -44,6 +44,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         "early_exaggeration": 12,
         "cooldown": [4, 2, 1],
         "iterations_per_phase": 250,
+        "cooldown_from_items": 4,  # 3 items (the fewest a map takes) collapse in it: exaggeration 1, 500 iterations
         "exact_neighbours_up_to": 20_000,
     },
     "umap": {"n_neighbors": 15, "min_dist": 0.1},
@@ -72,9 +73,14 @@ def project(vectors: npt.ArrayLike, method: str, seed: int, metric: Metric = "co
             random_state=seed,  # the jitter of the PCA start (and Annoy's trees above the exact limit)
             n_jobs=2,
         ).prepare_initial(x)
-        phases = params["iterations_per_phase"]
-        for exaggeration in [params["early_exaggeration"], *params["cooldown"]]:
-            embedding = embedding.optimize(n_iter=phases, exaggeration=exaggeration, momentum=0.8)
+        steps = params["iterations_per_phase"]
+        phases = [(params["early_exaggeration"], steps)]
+        if len(x) >= params["cooldown_from_items"]:
+            phases += [(exaggeration, steps) for exaggeration in params["cooldown"]]
+        else:
+            phases += [(1, 2 * steps)]
+        for exaggeration, n_iter in phases:
+            embedding = embedding.optimize(n_iter=n_iter, exaggeration=exaggeration, momentum=0.8)
         y = np.asarray(embedding)
     elif method == "umap":
         with warnings.catch_warnings(record=True) as said:  # its notes (seeded: one thread; a graph in parts)

@@ -35,19 +35,24 @@ def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", batc
 
     Raises ValueError if n >= N or the vectors are not finite.
     """
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError("vectors must be a finite (N, d) array")
     count = x.shape[0]
     if not 1 <= n < count:
         raise ValueError(f"a cutoff must be between 1 and {count - 1} (the items besides the reference), got {n}")
-    if metric == "cosine":
+    if metric == "cosine":  # unit vectors, made in float64: no norm overflows or underflows
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        base = queries = x / np.maximum(norms, 1e-12)
+        base = queries = (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     else:  # -|q - b|^2 ranks as 2 q.b - |b|^2 = [q, 1] . [2b, -|b|^2]
-        squared = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True).astype(np.float32)
-        base = np.hstack([2 * x, -squared])
-        queries = np.hstack([x, np.ones((count, 1), dtype=np.float32)])
+        # Centred and scaled into the unit ball first (neither changes the order of distances), so
+        # an offset or a scale far from 1 cannot cancel or overflow in float32.
+        centred = x - x.mean(axis=0)
+        radius = float(np.sqrt((centred**2).sum(axis=1).max()))
+        y = centred / radius if radius > 0 else centred
+        squared = (y**2).sum(axis=1, keepdims=True)
+        base = np.hstack([2 * y, -squared]).astype(np.float32)
+        queries = np.hstack([y, np.ones((count, 1))]).astype(np.float32)
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(np.ascontiguousarray(base))
     wanted = min(count, n + 1 + TIE_MARGIN)
@@ -56,7 +61,7 @@ def neighbour_lists(vectors: np.ndarray, n: int, metric: Metric = "cosine", batc
         q = np.ascontiguousarray(queries[begin : begin + batch])
         scores, rows = index.search(q, wanted)
         rows = np.where(rows == np.arange(begin, begin + len(q))[:, None], -1, rows)  # never one's own neighbour
-        if metric == "euclidean":  # the candidates' distances again, from differences in float64: no cancellation
+        if metric == "euclidean":  # the candidates' distances again, from the given values' differences in float64
             scores = _squared_distances(x[begin : begin + len(q)], x, rows)
         out[begin : begin + len(q)] = _best_first(scores, rows, count)[:, :n]
     return out
@@ -68,7 +73,7 @@ def _squared_distances(queries: np.ndarray, x: np.ndarray, rows: np.ndarray) -> 
     chunk = max(1, 2**22 // max(1, rows.shape[1] * x.shape[1]))  # about 32 MB of differences at a time
     for begin in range(0, len(rows), chunk):
         picked = rows[begin : begin + chunk]
-        gaps = x[np.maximum(picked, 0)].astype(np.float64) - queries[begin : begin + chunk, None, :]
+        gaps = x[np.maximum(picked, 0)] - queries[begin : begin + chunk, None, :]
         out[begin : begin + chunk] = np.where(picked < 0, -np.inf, -np.einsum("ijk,ijk->ij", gaps, gaps))
     return out
 
@@ -79,12 +84,12 @@ def _best_first(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
     One sort of int64 keys: the score's bits made to sort as integers, then the index.
     """
     if scores.dtype == np.float64:
-        order = np.lexsort((np.where(rows < 0, count, rows), np.where(rows < 0, np.inf, -scores)), axis=-1)
+        order = np.lexsort((np.where(rows < 0, count, rows), np.where(rows < 0, np.inf, -scores) + 0.0), axis=-1)
         return np.take_along_axis(rows, order, axis=1)
-    bits = np.where(rows < 0, np.float32(np.inf), -scores).astype(np.float32).view(np.int32)
+    bits = (np.where(rows < 0, np.float32(np.inf), -scores).astype(np.float32) + np.float32(0)).view(np.int32)  # -0 = 0
     ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64)  # ascending with -score
-    keys = np.sort((ordered << 32) | np.where(rows < 0, count, rows), axis=1)
-    return keys & 0xFFFFFFFF
+    keys = np.sort((ordered << 32) | np.where(rows < 0, count, rows), axis=1) & 0xFFFFFFFF
+    return np.where(keys == count, -1, keys)
 
 
 def overlap(lists_x: np.ndarray, lists_y: np.ndarray, n: int) -> np.ndarray:

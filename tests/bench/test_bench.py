@@ -55,6 +55,10 @@ def test_the_load_generator_refuses_other_hosts() -> None:
         (["--duration", "0"], "--duration", 2),  # refused by the parser (exit 2), like any malformed option
         (["--concurrency", "0"], "--concurrency", 2),
         (["--olga", "nowhere"], "nowhere", 1),
+        (["--only", "olga"], "--only olga needs --olga", 1),  # would run nothing
+        (["--only", "compare", "--compare-items", "0"], "--compare-items", 1),
+        (["--compare-items", "200"], "at least 1000", 1),  # too few items for the cutoff 200
+        (["--compare-items", "20000000"], "--compare-items", 2),
     ],
 )
 def test_bad_bench_options_are_one_line_errors(

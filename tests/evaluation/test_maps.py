@@ -64,3 +64,14 @@ def test_map_of_a_missing_space_is_one_line_and_no_folder(tmp_path: Path, capsys
     code = main(["map", str(tmp_path / "nothing.npy"), "--ids", str(tmp_path / "x"), "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("n_items", [3, 12, 120])  # 3 items take the plain schedule, more the cool-down
+def test_tsne_maps_of_few_items_keep_them_apart(n_items: int) -> None:
+    from evaluation.maps import project
+
+    x = np.random.default_rng(n_items).standard_normal((n_items, 16)).astype(np.float32)
+    y = project(x, "tsne", seed=0)
+    assert y.shape == (n_items, 2) and np.isfinite(y).all()
+    gaps = np.linalg.norm(y[:, None, :] - y[None, :, :], axis=2)[np.triu_indices(n_items, 1)]
+    assert gaps.min() > 1e-3 * gaps.max() > 0  # no two items on one point

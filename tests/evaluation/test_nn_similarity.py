@@ -113,3 +113,23 @@ def test_encoder_and_tag_spaces_hold_what_the_index_stores(built: Built) -> None
     assert isinstance(table, SetTable) and len(tags.ids) == int(table.present.sum())
     with pytest.raises(CmarError, match="no 'audio2' encoder"):
         load_space(f"{built.model}#audio2@{built.catalog}")
+
+
+@pytest.mark.parametrize(
+    ("metric", "transform"),
+    [
+        ("cosine", lambda a: a * 1e20),  # norms that overflow float32 when squared
+        ("cosine", lambda a: a * 1e-25),
+        ("euclidean", lambda a: a * 1e20),
+        ("euclidean", lambda a: a * 1e-25),
+        ("euclidean", lambda a: a + 1e4),  # a common offset: distances do not change
+    ],
+)
+def test_lists_do_not_depend_on_the_scale_or_the_offset_of_the_vectors(metric: str, transform: object) -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((600, 64))
+    want = neighbour_lists(a, 10, metric)  # type: ignore[arg-type]
+    got = neighbour_lists(transform(a), 10, metric)  # type: ignore[arg-type, operator]
+    assert (got >= 0).all() and all(len(set(row)) == 10 for row in got.tolist())
+    assert (got != np.arange(600)[:, None]).all()
+    assert overlap(want, got, 10).mean() >= 0.99  # the same lists, up to float rounding at the cutoff
