@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import jobs
-
-log = logging.getLogger(__name__)
 
 ITEMS = 100_000
 DIM = 200

@@ -108,25 +108,20 @@ def _for_metric(x: npt.NDArray[np.float32], metric: Metric) -> npt.NDArray[np.fl
 
 
 def preservation(
-    source: npt.ArrayLike,
-    coords: npt.ArrayLike,
-    cutoffs: tuple[int, ...],
-    metric: Metric,
-    source_lists: np.ndarray | None = None,
+    source: npt.ArrayLike, coords: npt.ArrayLike, cutoffs: tuple[int, ...], metric: Metric
 ) -> dict[str, float]:
-    """Mean S_n between the source's neighbour lists (its metric) and the map's (Euclidean in 2D), per cutoff.
-
-    `source_lists`: the source's lists to at least the largest usable cutoff, when already made
-    (several maps of one space).
-    """
-    n = len(coords)  # type: ignore[arg-type]
-    usable = [c for c in cutoffs if c < n]
+    """Mean S_n between the source's neighbour lists (its metric) and the map's (Euclidean in 2D), per cutoff."""
+    usable = [c for c in cutoffs if c < len(coords)]  # type: ignore[arg-type]
     if not usable:
         return {}
     top = max(usable)
-    src = neighbour_lists(np.asarray(source), top, metric) if source_lists is None else source_lists
-    flat = neighbour_lists(np.asarray(coords), top, "euclidean")
-    return {str(c): round(float(overlap(src, flat, c).mean()), 4) for c in usable}
+    return shares_kept(neighbour_lists(np.asarray(source), top, metric),
+                       neighbour_lists(np.asarray(coords), top, "euclidean"), usable)  # fmt: skip
+
+
+def shares_kept(lists_x: np.ndarray, lists_y: np.ndarray, cutoffs: list[int]) -> dict[str, float]:
+    """Mean S_n of two spaces' neighbour lists (each at least max(cutoffs) long), per cutoff, to 4 decimals."""
+    return {str(c): round(float(overlap(lists_x, lists_y, c).mean()), 4) for c in cutoffs}
 
 
 def make_map(

@@ -79,17 +79,10 @@ def _squared_distances(queries: np.ndarray, x: np.ndarray, rows: np.ndarray) -> 
 
 
 def _best_first(scores: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
-    """Order each row of candidates by score, descending, then by the lower index; empty slots (-1) last.
-
-    One sort of int64 keys: the score's bits made to sort as integers, then the index.
-    """
-    if scores.dtype == np.float64:
-        order = np.lexsort((np.where(rows < 0, count, rows), np.where(rows < 0, np.inf, -scores) + 0.0), axis=-1)
-        return np.take_along_axis(rows, order, axis=1)
-    bits = (np.where(rows < 0, np.float32(np.inf), -scores).astype(np.float32) + np.float32(0)).view(np.int32)  # -0 = 0
-    ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64)  # ascending with -score
-    keys = np.sort((ordered << 32) | np.where(rows < 0, count, rows), axis=1) & 0xFFFFFFFF
-    return np.where(keys == count, -1, keys)
+    """Order each row of candidates by score, descending, then by the lower index; empty slots (-1) last."""
+    gone = rows < 0
+    order = np.lexsort((np.where(gone, count, rows), np.where(gone, np.inf, -scores) + 0.0), axis=-1)  # -0 ties 0
+    return np.take_along_axis(rows, order, axis=1)
 
 
 def overlap(lists_x: np.ndarray, lists_y: np.ndarray, n: int) -> np.ndarray:

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import CmarError
-from evaluation.maps import DEFAULT_METHOD, preservation, project
-from evaluation.nn_similarity import Metric, Space, compare, heatmaps, load_space, neighbour_lists, overlap
+from evaluation.maps import DEFAULT_METHOD, project, shares_kept
+from evaluation.nn_similarity import Metric, Space, compare, heatmaps, load_space, neighbour_lists
 
 log = logging.getLogger(__name__)
 
@@ -223,17 +223,18 @@ def projections(space: Space, metric: Metric, methods: tuple[str, ...] = PROJECT
     """Per method and seed, preservation S_n of the space's lists; per method, seed-to-seed S_10 and S_200."""
     out: dict[str, Any] = {"space": space.name, "n_items": len(space.ids), "metric": metric, "methods": {}}
     usable = [c for c in CUTOFFS if c < len(space.ids)]
-    source_lists = neighbour_lists(space.vectors, max(usable), metric) if usable else None  # once per space
+    if not usable:
+        return out
+    source_lists = neighbour_lists(space.vectors, max(usable), metric)  # once per space, for all its maps
     for method in methods:
-        maps, kept, seconds = [], [], []
+        lists, kept, seconds = [], [], []
         for seed in MAP_SEEDS:
             started = time.perf_counter()
             coords = project(space.vectors, method, seed, metric)
             seconds.append(round(time.perf_counter() - started, 1))
-            maps.append(coords)
-            kept.append(preservation(space.vectors, coords, CUTOFFS, metric, source_lists))
-        lists = [neighbour_lists(m, 200, "euclidean") for m in maps]
-        agreement = {str(n): round(float(overlap(lists[0], lists[1], n).mean()), 4) for n in (10, 200)}
+            lists.append(neighbour_lists(coords, max(usable), "euclidean"))  # once per map: kept and agreement
+            kept.append(shares_kept(source_lists, lists[-1], usable))
+        agreement = shares_kept(lists[0], lists[1], [n for n in (10, 200) if n in usable])
         out["methods"][method] = {"preservation": kept, "seed_agreement": agreement, "seconds": seconds}
         log.info("%s of %s: kept S_10 %s, seeds agree %s", method, space.name, [k["10"] for k in kept], agreement)
     return out
