@@ -50,6 +50,25 @@ class HubPenalty(_Record):
     beta: float = 0.0  # 0 = rank by cosine alone
 
 
+class ModalityBalance(_Record):
+    """Offsets added to the score when a query of one modality subset meets a candidate of another
+    (`core.balance`), fitted at build time (`index_build.balance`); no subsets = no balance."""
+
+    subsets: list[str] = []  # slot -> modality subset name ("audio", "audio+cf", ...)
+    offsets: list[list[float]] = []  # (S, S): B[query slot][candidate slot], in cosine units
+    strength: float = 0.0  # the share of the fitted offsets applied (0 = off)
+    k: int = 0  # the list length whose shares the fit evens out
+    artists: int = 0  # full-coverage artists the fit simulated the subsets on
+    splits: int = 0  # random assignments of those artists to subsets, averaged
+    shares: list[list[float]] = []  # (S, S) simulated shares of each subset in each query subset's top k, after
+
+    @model_validator(mode="after")
+    def _square(self) -> ModalityBalance:
+        if len(self.offsets) != len(self.subsets) or any(len(row) != len(self.subsets) for row in self.offsets):
+            raise ValueError("balance offsets must be an S x S matrix for its S subsets")
+        return self
+
+
 class SearchSetting(_Record):
     """The graph search setting and its recall@recall_k against exact search (an exact index: ef_search 0)."""
 
@@ -66,6 +85,7 @@ class BuildRecord(_Record):
     catalog_fingerprint: str = ""
     batch_size: int = 0
     encode_fuse_s: float = 0.0
+    balance_s: float | None = None
     index_s: float = 0.0
     hub_penalties_s: float | None = None
     index_add_s: float | None = None
@@ -145,7 +165,10 @@ class IndexManifest(_Manifest):
 
     @property
     def stored_dim(self) -> int:
-        """Dimension of the vectors in the FAISS index: the embedding, plus one for the hub penalty."""
+        """Dimension of the vectors in the FAISS index: the embedding, plus one coordinate per query slot
+        of the modality balance, or one for the hub penalty alone."""
+        if self.balance.subsets:
+            return self.embedding_dim + len(self.balance.subsets)
         return self.embedding_dim + (1 if self.hub.beta > 0 else 0)
 
     kind: Literal["index"] = "index"
@@ -153,6 +176,7 @@ class IndexManifest(_Manifest):
     model: ModelManifest
     index_type: str
     hub: HubPenalty = HubPenalty()
+    balance: ModalityBalance = ModalityBalance()
     n_artists: int  # artists in the index
     n_unindexed: int  # catalogue artists with no modality, left out
     modality_counts: dict[str, int]

@@ -74,12 +74,20 @@ def row_cosines(vectors: npt.ArrayLike, query: npt.ArrayLike) -> FloatArray:
 
 
 def as_candidates(vectors: npt.ArrayLike, penalty: npt.ArrayLike) -> FloatArray:
-    """Stored form of unit vectors (N, D) with their hub penalty: (N, D + 1) = [v, -penalty]."""
+    """Stored form of unit vectors (N, D) with what each query slot subtracts from their cosines.
+
+    `penalty` (N,) (the hub penalty) or (S, N) (per query slot, `core.balance.Balance.penalties`):
+    returns (N, D + S) = [v, -penalty[0], ..., -penalty[S - 1]].
+    """
     v = np.asarray(vectors, dtype=np.float32)
-    return np.concatenate([v, -np.asarray(penalty, dtype=np.float32).reshape(-1, 1)], axis=1)
+    p = np.asarray(penalty, dtype=np.float32).reshape(-1, len(v))
+    return np.concatenate([v, -p.T], axis=1)
 
 
-def as_queries(vectors: npt.ArrayLike) -> FloatArray:
-    """Query form of unit vectors (B, D): (B, D + 1) = [q, 1], so inner product = cos(q, c) - penalty(c)."""
+def as_queries(vectors: npt.ArrayLike, slots: npt.ArrayLike | None = None, width: int = 1) -> FloatArray:
+    """Query form of unit vectors (B, D): (B, D + width) = [q, one-hot of the query's slot] (slot 0 by
+    default), so the inner product with a stored candidate is cos(q, c) minus the slot's penalty of c."""
     q = np.asarray(vectors, dtype=np.float32)
-    return np.concatenate([q, np.ones((q.shape[0], 1), dtype=np.float32)], axis=1)
+    hot = np.zeros((q.shape[0], width), dtype=np.float32)
+    hot[np.arange(q.shape[0]), np.zeros(q.shape[0], dtype=np.int64) if slots is None else np.asarray(slots)] = 1
+    return np.concatenate([q, hot], axis=1)

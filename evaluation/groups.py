@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from core.balance import Balance, modality_mask
 from evaluation.retrieval import Hub, top_k
 
 # A method: given the modality subset each artist keeps, (vectors (N, D), which rows it can represent).
@@ -44,6 +45,7 @@ def _one_split(
     n_artists: int,
     k: int,
     hubs: dict[str, Hub],
+    balances: dict[str, Balance],
 ) -> dict[str, np.ndarray]:
     """The share matrix of every method for one assignment of artists to groups."""
     groups_subsets = subsets(names)
@@ -54,6 +56,7 @@ def _one_split(
         for name in subset:
             keeps[name][rows] = True
     members = np.concatenate(groups)
+    bits = sum(keeps[name].astype(np.int64) * modality_mask([name]) for name in names)
     out = {}
     for method_name, method in methods.items():
         vectors, can = method(keeps)
@@ -63,7 +66,9 @@ def _one_split(
             queries = rows[can[rows]]
             if queries.size == 0 or pool.size < 2:
                 continue
-            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, hubs.get(method_name))
+            rule = balances.get(method_name)
+            balance = None if rule is None else (rule, rule.slots(np.asarray(bits)))
+            retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, hubs.get(method_name), balance)
             found = group_of[retrieved[retrieved >= 0]]
             matrix[g] = np.bincount(found, minlength=len(groups)) / max(found.size, 1)
         out[method_name] = matrix
@@ -79,6 +84,7 @@ def modality_groups(
     seed: int = 0,
     hubs: dict[str, Hub] | None = None,
     n_splits: int = 5,
+    balances: dict[str, Balance] | None = None,
 ) -> dict[str, Any]:
     """The 7x7 share matrix and mean entropy of every method, averaged over random splits.
 
@@ -93,7 +99,7 @@ def modality_groups(
     matrices: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     for split in range(n_splits):
         groups = assign_groups(full, n_groups, seed + split)
-        for name, matrix in _one_split(methods, names, groups, n_artists, k, hubs or {}).items():
+        for name, matrix in _one_split(methods, names, groups, n_artists, k, hubs or {}, balances or {}).items():
             matrices[name].append(matrix)
     out: dict[str, Any] = {"groups": ["+".join(s) for s in groups_subsets], "group_size": len(full) // n_groups}
     for name, mats in matrices.items():

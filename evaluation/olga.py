@@ -15,6 +15,7 @@ from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
+from core.balance import Balance, modality_mask
 from core.fusion import Fusion
 from evaluation import alignment, coherence
 from evaluation.baselines import concatenated, fit_projection
@@ -107,7 +108,7 @@ def run(
         fc = Workdir(out_dir / "work_full_coverage")
         # ~10x fewer artists means ~10x fewer steps per epoch: give the paper's setting room to converge.
         paper = replace(config, min_modalities=3, epochs=config.epochs * 10, patience=config.patience * 3)
-        build_artifacts(work.catalog, fc, paper, progress=progress)
+        fc_manifest = build_artifacts(work.catalog, fc, paper, progress=progress)
         methods["contrastive_full_coverage"] = contrastive_method(
             modality_encodings(catalog, fc.model), model_fusion(fc.model)
         )
@@ -118,12 +119,28 @@ def run(
     for subset in subsets(names):
         only = {n: organic[n] if n in subset else np.zeros_like(organic[n]) for n in names}
         variants[f"contrastive[{'+'.join(subset)}]"] = methods["contrastive"](only)
-    # Ablations: the product's ranking without its hub penalty, and the strongest baseline with it.
+    # Ablations: the product's ranking without its modality balance, without its hub penalty
+    # (plain cosine), and the strongest baseline with the hub penalty.
+    variants["contrastive (no modality balance)"] = variants["contrastive"]
     variants["contrastive (cosine)"] = variants["contrastive"]
     variants["rand (hub penalty)"] = variants["rand"]
     product_hub = (manifest.hub.k, manifest.hub.beta)
     hubs = {n: product_hub for n in variants if n.startswith("contrastive") and n != "contrastive (cosine)"}
     hubs["rand (hub penalty)"] = product_hub
+    # The modality balance each contrastive variant ranks with (the model's own), and every
+    # artist's slot in it from the modalities the variant feeds it.
+    product_balance = Balance.of(manifest.balance)
+    balances = {n: product_balance for n in hubs if n.startswith("contrastive") and "(no modality" not in n}
+    if compare_full_coverage:
+        balances["contrastive_full_coverage"] = Balance.of(fc_manifest.balance)
+    organic_bits = sum(organic[n].astype(np.int64) * modality_mask([n]) for n in names)
+
+    def balanced(name: str) -> tuple[Balance, np.ndarray] | None:
+        rule = balances.get(name)
+        if rule is None:
+            return None
+        fed = name[len("contrastive[") : -1].split("+") if name.startswith("contrastive[") else names
+        return rule, rule.slots(np.asarray(organic_bits) & modality_mask(fed))
 
     truth = EdgeTruth(data.edges, catalog.n_artists)
     settings: dict[str, Any] = {}
@@ -135,7 +152,9 @@ def run(
             queries = np.intersect1d(queries, restrict)
         results: dict[str, Any] = {}
         for name, (vectors, can) in variants.items():
-            results[name], values = evaluate_method(truth, queries, vectors, can, pool, K, hubs.get(name))
+            results[name], values = evaluate_method(
+                truth, queries, vectors, can, pool, K, hubs.get(name), balanced(name)
+            )
             if setting == "raw":
                 per_query[name], raw_queries = values, queries
         settings[setting] = {"methods": results, "n_universe": int(pool.size)}
@@ -149,8 +168,13 @@ def run(
             diff = per_query[all_three] - per_query[pair]
             lo, hi = bootstrap_ci(diff)
             all_vs_pairs[pair] = {"diff": round(float(diff.mean()), 5), "diff_ci": [round(lo, 5), round(hi, 5)]}
-    group_methods = methods | {"contrastive (cosine)": methods["contrastive"]}
-    groups = modality_groups(group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs)
+    group_methods = methods | {
+        "contrastive (no modality balance)": methods["contrastive"],
+        "contrastive (cosine)": methods["contrastive"],
+    }
+    groups = modality_groups(
+        group_methods, names, full, catalog.n_artists, seed=config.seed, hubs=hubs, balances=balances
+    )
     cluster = {name: alignment.clusters(vectors, can, data.edges) for name, (vectors, can) in variants.items()}
     coherent = np.intersect1d(raw_queries, full)  # full-coverage artists with an nDCG@200 (sorted, as raw_queries)
     ecl: dict[str, Any] = {}
@@ -185,6 +209,7 @@ def run(
         "featurize": featurize.to_dict(),
         "model_version": manifest.model.model_version,
         "hub_penalty": manifest.hub.model_dump(),
+        "modality_balance": manifest.balance.model_dump(),
         "best_epoch": manifest.model.metrics.get("best_epoch"),
         "epochs_run": len(manifest.model.metrics.get("history", [])),
         "queries_file": str(queries_file) if queries_file else None,

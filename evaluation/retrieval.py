@@ -9,6 +9,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
+from core.balance import Balance
 from core.vectors import as_candidates, as_queries, l2_normalize
 from evaluation.metrics import bootstrap_ci, gini_at_k, ndcg_at_k
 from index_build.hubs import penalties
@@ -65,6 +66,7 @@ class EdgeTruth:
 
 
 Hub = tuple[int, float]  # (neighbours, beta) of a hub penalty; see index_build.hubs
+Balanced = tuple[Balance, np.ndarray]  # a modality balance and every artist's slot in it (n_artists,)
 
 
 def top_k(
@@ -74,17 +76,25 @@ def top_k(
     queries: np.ndarray,
     k: int,
     hub: Hub | None = None,
+    balance: Balanced | None = None,
 ) -> np.ndarray:
     """Rows of the k most cosine-similar candidates of each query, the query itself excluded (-1 pads).
 
     With `hub`, candidates are ranked by cosine minus their hub penalty among the candidates,
-    exactly as a product index built over these candidates would rank them.
+    and with `balance` plus the modality balance's offset for the query's and the candidate's
+    slots (`core.balance`), exactly as a product index built over these candidates would rank them.
     """
     cands = l2_normalize(candidate_vectors)
     qs = l2_normalize(query_vectors)
-    if hub is not None and hub[1] > 0:
-        cands = as_candidates(cands, penalties(cands, int(hub[0]), float(hub[1])))
-        qs = as_queries(qs)
+    with_hub = hub is not None and hub[1] > 0
+    if with_hub or (balance is not None and balance[0].subsets):
+        penalty = penalties(cands, int(hub[0]), float(hub[1])) if hub is not None and with_hub else np.zeros(len(cands))
+        if balance is None:
+            cands, qs = as_candidates(cands, penalty), as_queries(qs)
+        else:
+            rule, slots = balance
+            cands = as_candidates(cands, rule.penalties(penalty, slots[candidates]))
+            qs = as_queries(qs, slots[queries], rule.width)
     index = faiss.IndexFlatIP(cands.shape[1])
     index.add(cands)
     want = min(k + 1, len(candidates))
@@ -105,6 +115,7 @@ def evaluate_method(
     pool: np.ndarray,
     k: int = 200,
     hub: Hub | None = None,
+    balance: Balanced | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score one method that can represent the artists where `can` is true.
 
@@ -116,7 +127,7 @@ def evaluate_method(
     candidates = pool[can[pool]]
     answerable = can[queries]
     asked = queries[answerable]
-    retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k, hub)
+    retrieved = top_k(vectors[asked], vectors[candidates], candidates, asked, k, hub, balance)
     per_query = np.zeros(len(queries))
     # The ideal counts every relevant artist of the universe (DESIGN: nDCG), also those this
     # method cannot represent: a method is not excused from finding what it cannot hold.

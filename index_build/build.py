@@ -25,6 +25,7 @@ from core.artifacts import (
     NEIGHBOURS_FILE,
     TAG_COUNTS_FILE,
 )
+from core.balance import Balance, modality_mask
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
@@ -33,6 +34,7 @@ from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT, RESCORE_MARGIN
 from core.vectors import FloatArray, as_candidates, as_queries, row_cosines
 from index_build import structure
+from index_build.balance import DEFAULT_BALANCE_STRENGTH, fit_balance
 from index_build.hubs import (
     DEFAULT_HUB_BETA,
     DEFAULT_HUB_K,
@@ -170,6 +172,7 @@ class BuiltIndex:
 
     index: faiss.Index
     penalty: FloatArray  # (N,) hub penalty of each artist
+    penalties: FloatArray  # (S, N) what a query of each balance slot subtracts from the cosines
     plan: structure.Structure
     tuning: structure.Tuning
     self_check: dict[str, object]
@@ -189,8 +192,14 @@ def index_vectors(
     neighbours_k: int = DEFAULT_NEIGHBOURS_K,
     exact_limit: int = EXACT_LIMIT,
     progress: bool = False,
+    balance: Balance | None = None,
+    slots: np.ndarray | None = None,
 ) -> BuiltIndex:
     """Index fused unit vectors (N, D): hub penalties, the index, its tuning, the similar lists.
+
+    With a `balance` (`core.balance`) and each artist's slot in it (`slots`, (N,)), the index
+    ranks by cosine minus hub penalty plus the balance's offset, and every artist's list is
+    ranked for a query of its own slot.
 
     Exact index: one exact search of every artist gives the self-check (each finds itself
     first by cosine) and, from its next `hub_k` hits, the hub penalties. Graph index: the
@@ -216,7 +225,13 @@ def index_vectors(
     timings["hub_penalties_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    stored, queries = (as_candidates(vectors, penalty), as_queries(vectors)) if hub_beta > 0 else (vectors, vectors)
+    balance = balance or Balance()
+    slots = np.zeros(n, dtype=np.int64) if slots is None else np.asarray(slots, dtype=np.int64)
+    per_slot = balance.penalties(penalty, slots)
+    if hub_beta > 0 or balance.subsets:
+        stored, queries = as_candidates(vectors, per_slot), as_queries(vectors, slots, balance.width)
+    else:
+        stored, queries = vectors, vectors
     index = structure.make(plan, stored, progress)
     timings["index_add_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -237,18 +252,25 @@ def index_vectors(
     t0 = time.perf_counter()
     lists = lists_scores = None
     if neighbours_k > 0 and n > 1 and n <= PRECOMPUTE_LIMIT:
-        lists, lists_scores = _precompute(index, vectors, queries, penalty, min(neighbours_k, n - 1), progress)
+        lists, lists_scores = _precompute(index, vectors, queries, per_slot, slots, min(neighbours_k, n - 1), progress)
     timings["precompute_s"] = time.perf_counter() - t0
-    return BuiltIndex(index, penalty, plan, tuning, check, lists, lists_scores, timings)
+    return BuiltIndex(index, penalty, per_slot, plan, tuning, check, lists, lists_scores, timings)
 
 
 def _precompute(
-    index: faiss.Index, vectors: FloatArray, queries: FloatArray, penalty: FloatArray, k: int, progress: bool
+    index: faiss.Index,
+    vectors: FloatArray,
+    queries: FloatArray,
+    penalties: FloatArray,
+    slots: np.ndarray,
+    k: int,
+    progress: bool,
 ) -> tuple[np.ndarray, FloatArray]:
     """Every artist's k most similar others: rows (N, k) int32 and cosines (N, k).
 
     The index proposes k + 1 + RESCORE_MARGIN candidates; each is rescored as the service
-    ranks (`core.vectors.row_cosines` minus the hub penalty, ties by row; every artist when a
+    ranks (`core.vectors.row_cosines` minus what the artist's balance slot subtracts, `penalties`
+    (S, N): the hub penalty less the balance's offset; ties by row; every artist when a
     tie at the cut may reach past the candidates), so a precomputed list is exactly the list
     a search or a filtered ranking of the service gives (exact indexes: lists are precomputed
     only for those).
@@ -259,6 +281,7 @@ def _precompute(
     rows = np.empty((n, k), dtype=np.int32)
     cosines = np.empty((n, k), dtype=np.float32)
     for i in range(n):
+        penalty = penalties[slots[i]]
         cands = np.sort(found[i][(found[i] >= 0) & (found[i] != i)])  # by row, so that ties rank by row
         cos = row_cosines(vectors[cands], vectors[i])
         ranked = cos - penalty[cands]
@@ -284,6 +307,7 @@ def build_index(
     neighbours_k: int = DEFAULT_NEIGHBOURS_K,
     exact_limit: int = EXACT_LIMIT,
     overwrite: bool = False,
+    balance_strength: float = DEFAULT_BALANCE_STRENGTH,
 ) -> IndexManifest:
     """Build the index folder for a catalogue with a model folder; return its manifest.
 
@@ -295,7 +319,9 @@ def build_index(
     are [q, 1]. With 0 it ranks by cosine. The index is exact up to `exact_limit` artists and an
     HNSW graph above, its efSearch tuned to recall@200 (see `index_build.structure`); up to
     `PRECOMPUTE_LIMIT` artists each artist's `neighbours_k` most similar others are stored as
-    well (0 = none).
+    well (0 = none). With `balance_strength` > 0 the modality balance is fitted on the
+    catalogue's full-coverage artists (`index_build.balance`) and added to the ranking
+    (`core.balance`); 0 turns it off.
     """
     claim_output(out_dir, "index", overwrite)
     started = time.perf_counter()
@@ -320,7 +346,15 @@ def build_index(
     vectors, parts = encode_catalog(catalog, model, rows, names, batch_size, progress)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    built = index_vectors(vectors, hub_k, hub_beta, neighbours_k, exact_limit, progress)
+    record = fit_balance(
+        parts, present[:, rows], names, model.fuse, hub_k, hub_beta, balance_strength, progress=progress
+    )
+    balance = Balance.of(record)
+    balance_s = time.perf_counter() - t0
+    bits = sum(present[m, rows].astype(np.int64) * modality_mask([name]) for m, name in enumerate(names))
+    slots = balance.slots(np.asarray(bits))
+    t0 = time.perf_counter()
+    built = index_vectors(vectors, hub_k, hub_beta, neighbours_k, exact_limit, progress, balance, slots)
     index_s = time.perf_counter() - t0
     penalty, check = built.penalty, built.self_check
 
@@ -353,6 +387,7 @@ def build_index(
                 model=model.manifest,
                 index_type=built.plan.name,
                 hub=HubPenalty(k=hub_k, beta=hub_beta),
+                balance=record,
                 n_artists=int(rows.size),
                 n_unindexed=len(unindexed),
                 modality_counts={n: int(present[m].sum()) for m, n in enumerate(names)},
@@ -369,6 +404,7 @@ def build_index(
                         "catalog": str(catalog_dir),
                         "catalog_fingerprint": catalog_fingerprint(catalog_dir),
                         "encode_fuse_s": round(encode_s, 3),
+                        "balance_s": round(balance_s, 3),
                         "index_s": round(index_s, 3),
                         **{name: round(value, 3) for name, value in built.timings.items()},
                         "total_s": round(time.perf_counter() - started, 3),

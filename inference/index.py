@@ -22,9 +22,9 @@ from core.artifacts import (
     NEIGHBOURS_FILE,
     TAG_COUNTS_FILE,
 )
+from core.balance import Balance, modality_mask
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
-from core.modalities import MODALITY_NAMES
 from core.vectors import as_queries
 
 
@@ -107,6 +107,26 @@ class LoadedIndex:
         return _reconstruct(self, np.arange(len(self)))
 
     @functools.cached_property
+    def balance(self) -> Balance:
+        """The modality balance the index ranks with (`core.balance`; one neutral slot without one)."""
+        return Balance.of(self.manifest.balance)
+
+    @functools.cached_property
+    def slots(self) -> np.ndarray:
+        """(N,) each artist's slot in the modality balance (all 0 without one)."""
+        return self.balance.slots(self.modality_bits)
+
+    @functools.cached_property
+    def penalties(self) -> np.ndarray:
+        """(S, N) float32: what a query of balance slot s subtracts from each artist's cosine to rank it,
+        the hub penalty less the balance's offset B[s, slot] (row 0 is `penalty` without a balance)."""
+        return self.balance.penalties(self.penalty, self.slots)
+
+    def slot_of(self, modalities: list[str] | tuple[str, ...]) -> int:
+        """The balance slot of a query made of these modalities."""
+        return self.balance.slot(modality_mask(modalities))
+
+    @functools.cached_property
     def modality_bits(self) -> np.ndarray:
         """(N,) int64: bit m set when the artist is indexed with modality m of `core.modalities.MODALITY_NAMES`."""
         return np.array([modality_mask(m) for m in self.modalities], dtype=np.int64)
@@ -116,21 +136,24 @@ class LoadedIndex:
         """Weight of the hub penalty (0 = ranking by cosine)."""
         return self.manifest.hub.beta
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top k of unit query vectors (B, D): cosines (B, k) and index rows (B, k), -1 where none.
 
-        Ranked by cosine minus the candidate's hub penalty when the index has one; the scores
-        returned are the cosines.
+        Ranked by cosine minus the candidate's hub penalty plus the modality balance's offset for
+        each query's balance slot (`slots`, (B,); `slot_of`; default the slot of every modality the
+        balance knows); the scores returned are the cosines.
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.hub_beta > 0:
-            q = as_queries(q)
+        slots = np.full(len(q), self.balance.slot(0), dtype=np.int64) if slots is None else np.asarray(slots)
+        if self.manifest.stored_dim > self.manifest.embedding_dim:
+            q = as_queries(q, slots, self.balance.width)
         k = min(k, len(self))
         if self.columns is not None and len(q) <= SMALL_BATCH and k > 0:
             scores, rows = _top_k(q @ self.columns, k)
         else:
             scores, rows = self.index.search(q, k)
-        return scores + np.where(rows >= 0, self.penalty[np.maximum(rows, 0)], 0), rows
+        subtracted = self.penalties[slots[:, None], np.maximum(rows, 0)]
+        return scores + np.where(rows >= 0, subtracted, 0), rows
 
 
 SMALL_BATCH = 256  # up to this many queries (the service's), an exact index is searched with one matrix product
@@ -164,11 +187,6 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         best = reach[np.argsort(-scores[b, reach], kind="stable")[:k]]
         columns[b], values[b] = best, scores[b, best]
     return values, columns
-
-
-def modality_mask(names: list[str] | tuple[str, ...]) -> int:
-    """The bits of modalities (bit m = `MODALITY_NAMES[m]`); unknown names set no bit."""
-    return sum(1 << MODALITY_NAMES.index(n) for n in set(names) if n in MODALITY_NAMES)
 
 
 def _file(files: dict[str, bytes], folder: Path, name: str) -> bytes:

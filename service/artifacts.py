@@ -73,6 +73,12 @@ class Artifacts:
         overlay = self.overlay
         return len(self.index) - len(overlay.hidden) + len(overlay.ids)
 
+    def slot_of(self, artist_id: str, overlay: Overlay | None = None) -> int:
+        """A served artist's slot in the index's modality balance, from its modalities (the neutral slot
+        when it is not served)."""
+        found = self.artist(artist_id, overlay)
+        return self.index.slot_of(found[1] if found is not None else [])
+
     def vector_of(self, artist_id: str, overlay: Overlay | None = None) -> FloatArray | None:
         """A served artist's fused unit vector, or None."""
         overlay = overlay or self.overlay
@@ -98,7 +104,7 @@ class Artifacts:
             vector = vectors_of(self.index, np.array([row]))[0]
             if not np.isfinite(vector).all():
                 raise CmarError(f"self-query: artist {self.index.artist_ids[row]!r} has a non-finite vector")
-            _, rows = self.index.search(vector[None, :], depth)
+            _, rows = self.index.search(vector[None, :], depth, self.index.slots[[row]])
             cosines = vectors_of(self.index, rows[0][rows[0] >= 0]) @ vector
             if row not in rows[0] and not (cosines >= 1 - 1e-5).any():
                 raise CmarError(

@@ -57,9 +57,15 @@ def answer_batch(
     encoded = encode_many(artifacts, inputs)
     fine = [(e, k, i) for e, k, i in zip(encoded, ks, inputs, strict=True) if not isinstance(e, HTTPException)]
     priors = [prior_weight(i.modalities, i.n_items("tag")) if prior else 0.0 for _, _, i in fine]
+    slots = [artifacts.index.slot_of(i.modalities) for _, _, i in fine]
     found = iter(
         search_many(
-            artifacts, np.stack([e for e, _, _ in fine]), [k for _, k, _ in fine], overlay=overlay, priors=priors
+            artifacts,
+            np.stack([e for e, _, _ in fine]),
+            [k for _, k, _ in fine],
+            overlay=overlay,
+            priors=priors,
+            slots=slots,
         )
         if fine
         else []

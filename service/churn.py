@@ -24,7 +24,8 @@ def _lists(artifacts: Artifacts, ids: list[str], k: int) -> list[list[str]]:
     for begin in range(0, len(ids), BATCH):
         part = ids[begin : begin + BATCH]
         vectors = [artifacts.vector_of(a) for a in part]  # every sampled artist is served: none is None
-        hits = search_many(artifacts, np.stack(vectors), [k] * len(part), list(part))  # type: ignore[arg-type]
+        slots = [artifacts.slot_of(a) for a in part]
+        hits = search_many(artifacts, np.stack(vectors), [k] * len(part), list(part), slots=slots)  # type: ignore[arg-type]
         out += [[h.artist_id for h in found] for found in hits]
     return out
 

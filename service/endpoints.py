@@ -339,7 +339,9 @@ async def optioned_similar(
 
     def answer() -> bytes:
         query = side_of(artifacts, artist_id, overlay) if options.explain else None
-        return optioned_body(artifacts, overlay, vector, k, options, artist_id, query, {"artist_id": artist_id})
+        head = {"artist_id": artist_id}
+        slot = artifacts.slot_of(artist_id, overlay)
+        return optioned_body(artifacts, overlay, vector, k, options, artist_id, query, head, slot=slot)
 
     return await run_in_threadpool(answer)
 
@@ -354,6 +356,7 @@ def optioned_body(
     query: Side | None,
     head: dict[str, Any],
     prior: float = 0.0,
+    slot: int | None = None,
 ) -> bytes:
     """The body of a similar answer with options: `head`, k, offset, order, total (when ranked whole) and results.
 
@@ -362,10 +365,11 @@ def optioned_body(
     whose plain answers are approximate, it ranks whole too, so that its pages agree).
     """
     if options.filtered or artifacts.index.matrix is None:  # a graph index: every page from the exact ranking
-        page = ranked_page(artifacts, vector, k, options, exclude, overlay, prior)
+        page = ranked_page(artifacts, vector, k, options, exclude, overlay, prior, slot)
         hits, total = page.hits, page.total
     else:
-        hits = search_many(artifacts, vector[None, :], [k], [exclude], overlay, [prior])[0]
+        slots = None if slot is None else [slot]
+        hits = search_many(artifacts, vector[None, :], [k], [exclude], overlay, [prior], slots)[0]
         total = None
     body: dict[str, Any] = {**head, "k": k, "offset": options.offset, "order": options.order}
     if total is not None:
@@ -398,7 +402,8 @@ def optioned_cold_start(artifacts: Artifacts, overlay: Overlay, inputs: QueryInp
     side = Side(own, inputs.items) if query.explain else None
     head = {"modalities": inputs.modalities, "unknown_tags": inputs.unknown_tags}
     prior = prior_weight(inputs.modalities, inputs.n_items("tag"))
-    return optioned_body(artifacts, overlay, vector, query.k, query.options(), None, side, head, prior)
+    slot = artifacts.index.slot_of(inputs.modalities)
+    return optioned_body(artifacts, overlay, vector, query.k, query.options(), None, side, head, prior, slot)
 
 
 async def similar_batch(call: Call) -> bytes:
@@ -424,7 +429,10 @@ async def similar_batch(call: Call) -> bytes:
             else:
                 query = side_of(artifacts, artist_id, overlay) if options.explain else None
                 head = {"artist_id": artist_id}
-                bodies.append(optioned_body(artifacts, overlay, vector, batch.k, options, artist_id, query, head))
+                slot = artifacts.slot_of(artist_id, overlay)
+                bodies.append(
+                    optioned_body(artifacts, overlay, vector, batch.k, options, artist_id, query, head, slot=slot)
+                )
         return b'{"k":%d,"answers":[' % batch.k + b",".join(bodies) + b'],"missing":' + orjson.dumps(missing) + b"}"
 
     return await run_in_threadpool(answer)

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core.balance import modality_mask
 from core.vectors import FloatArray, row_cosines
-from inference.index import modality_mask
 from service import search
 from service.artifacts import Artifacts
 from service.live import Overlay
@@ -41,12 +41,14 @@ def ranked_page(
     exclude: str | None = None,
     overlay: Overlay | None = None,
     prior: float = 0.0,
+    slot: int | None = None,
 ) -> Page:
     """Results offset..offset+k of the whole ranking of the served artists for a unit vector (D,).
 
     The ranking is the one the plain answers give, extended to every served artist (`ranks`:
-    cosine by `core.vectors.row_cosines` minus hub penalty, ties by row, built-index artists
-    before written ones). With a popularity `prior` (a cold-start query), as
+    cosine by `core.vectors.row_cosines` minus hub penalty plus the modality balance's offsets
+    for a query of balance `slot`, default neutral; ties by row, built-index artists before
+    written ones). With a popularity `prior` (a cold-start query), as
     `service.search.search_many` ranks: the PRIOR_POOL best built-index artists by cosine minus
     penalty and the written ones with the prior (the query's own duplicates first), then the
     other built-index artists by cosine minus penalty. `order="dissimilar"` is the far end
@@ -58,6 +60,8 @@ def ranked_page(
     """
     overlay = overlay or artifacts.overlay
     index = artifacts.index
+    slot = index.balance.slot(0) if slot is None else slot
+    penalty = index.penalties[slot]
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     cos = all_cosines(index, q)
     live_cos = row_cosines(overlay.vectors, q)
@@ -69,13 +73,13 @@ def ranked_page(
         served[skip] = False
     if exclude in overlay.row_of:
         served_live[overlay.row_of[exclude]] = False
-    built = ranks(cos, index.penalty)
+    built = ranks(cos, penalty)
     tier = np.zeros(len(index), dtype=np.int64)  # 0: ranked first; 1: after every tier-0 artist
-    live = ranks(live_cos, overlay.penalty, np.zeros_like(live_cos) if prior > 0 else None)
+    live = ranks(live_cos, search.live_penalty(index, overlay, slot), np.zeros_like(live_cos) if prior > 0 else None)
     if prior > 0:  # the pool: the PRIOR_POOL best by cosine minus penalty, as search_many takes it
         eligible = np.flatnonzero(served)
         pool = eligible[np.argsort(-built[eligible], kind="stable")[: search.PRIOR_POOL]]
-        built[pool] = ranks(cos[pool], index.penalty[pool], np.float32(prior) * index.popularity_prior[pool])
+        built[pool] = ranks(cos[pool], penalty[pool], np.float32(prior) * index.popularity_prior[pool])
         tier[:] = 1
         tier[pool] = 0
 

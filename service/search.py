@@ -29,14 +29,29 @@ class Hit(NamedTuple):
 
 
 def search(
-    artifacts: Artifacts, query: FloatArray, k: int, exclude: str | None = None, overlay: Overlay | None = None
+    artifacts: Artifacts,
+    query: FloatArray,
+    k: int,
+    exclude: str | None = None,
+    overlay: Overlay | None = None,
+    slot: int | None = None,
 ) -> list[Hit]:
     """The k nearest served artists to a unit vector (D,), leaving out artist `exclude`.
 
-    Ranked, as the index ranks, by cosine minus the candidate's hub penalty; scores are cosines.
-    One query of `search_many`.
+    Ranked, as the index ranks, by cosine minus the candidate's hub penalty plus the modality
+    balance's offset for a query of balance `slot` (`LoadedIndex.slot_of`; default neutral);
+    scores are cosines. One query of `search_many`.
     """
-    return search_many(artifacts, np.asarray(query, dtype=np.float32).reshape(1, -1), [k], [exclude], overlay)[0]
+    q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    return search_many(artifacts, q, [k], [exclude], overlay, slots=None if slot is None else [slot])[0]
+
+
+def live_penalty(index: LoadedIndex, overlay: Overlay, slot: int) -> FloatArray:
+    """(A,) what a query of balance `slot` subtracts from the written artists' cosines: their hub
+    penalty less the balance's offset for their modalities (`LoadedIndex.penalties` for built ones)."""
+    if not index.balance.subsets or not overlay.ids:
+        return overlay.penalty
+    return (overlay.penalty - index.balance.offsets[slot, index.balance.slots(overlay.bits)]).astype(np.float32)
 
 
 # A cold-start query's popularity prior re-ranks its PRIOR_POOL best candidates by cosine minus
@@ -69,8 +84,12 @@ def search_many(
     excludes: list[str | None] | None = None,
     overlay: Overlay | None = None,
     priors: list[float] | None = None,
+    slots: list[int] | None = None,
 ) -> list[list[Hit]]:
     """The ks[b] nearest served artists to each unit vector queries[b] (B, D), in one index search.
+
+    `slots[b]` is query b's slot in the modality balance (`LoadedIndex.slot_of` of its
+    modalities; default the neutral slot): its ranking adds the balance's offsets for it.
 
     The index search (one matrix product for all queries) only proposes candidates: each
     query's are rescored with float32 dot products computed one candidate at a time (einsum;
@@ -90,12 +109,15 @@ def search_many(
     q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(ks), -1)
     excludes = excludes or [None] * len(ks)
     priors = priors or [0.0] * len(ks)
+    index = artifacts.index
+    slots = slots or [index.balance.slot(0)] * len(ks)
     extra = len(overlay.hidden) + 1 + RESCORE_MARGIN
     # What each query alone would fetch; it ranks only those, so its answer does not depend on the batch.
     fetch = [(PRIOR_POOL if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
-    _, candidates = artifacts.index.search(q, min(len(artifacts.index), max(fetch, default=extra)))
+    _, candidates = index.search(q, min(len(index), max(fetch, default=extra)), np.asarray(slots, dtype=np.int64))
     answers = []
-    for b, (k, exclude, weight) in enumerate(zip(ks, excludes, priors, strict=True)):
+    for b, (k, exclude, weight, slot) in enumerate(zip(ks, excludes, priors, slots, strict=True)):
+        penalty = index.penalties[slot]
         found = candidates[b][candidates[b] >= 0][: fetch[b]]
         rows = np.sort(found)  # by row, so that ties rank by row
         if overlay.hidden:
@@ -105,15 +127,15 @@ def search_many(
             rows = rows[rows != skip]
         cosines = row_cosines(vectors_of(artifacts.index, rows), q[b])
         need = PRIOR_POOL if weight > 0 else k
-        if found.size == fetch[b] < len(artifacts.index) and _tie_at_cut(cosines - artifacts.index.penalty[rows], need):
+        if found.size == fetch[b] < len(index) and _tie_at_cut(cosines - penalty[rows], need):
             rows, cosines = _all_rows(artifacts, q[b], overlay, skip)  # a tie at the cut may reach past the fetch
         if weight > 0:  # the prior re-ranks the pool: the PRIOR_POOL best by cosine minus penalty
-            pool = np.sort(np.argsort(-(cosines - artifacts.index.penalty[rows]), kind="stable")[:PRIOR_POOL])
+            pool = np.sort(np.argsort(-(cosines - penalty[rows]), kind="stable")[:PRIOR_POOL])
             rows, cosines = rows[pool], cosines[pool]
         live_cos = row_cosines(overlay.vectors, q[b])
         if exclude in overlay.row_of:
             live_cos[overlay.row_of[exclude]] = -np.inf
-        answers.append(_merge(artifacts, rows, cosines, live_cos, overlay, k, weight))
+        answers.append(_merge(artifacts, rows, cosines, live_cos, overlay, k, weight, slot))
     return answers
 
 
@@ -174,16 +196,18 @@ def _merge(
     overlay: Overlay,
     k: int,
     prior: float = 0.0,
+    slot: int = 0,
 ) -> list[Hit]:
     """The top k of built-index candidates (rows, cosines) and every written artist (cosines).
 
-    Both ranked as the index ranks (`ranks`), with `prior` times the popularity prior of
-    built-index rows when `prior` > 0; -inf cosines are left out.
+    Both ranked as the index ranks (`ranks`) for a query of balance `slot`, with `prior` times
+    the popularity prior of built-index rows when `prior` > 0; -inf cosines are left out.
     """
     with_prior = prior > 0
-    built = ranks(cos, artifacts.index.penalty[rows], np.float32(prior) * artifacts.index.popularity_prior[rows]
+    index = artifacts.index
+    built = ranks(cos, index.penalties[slot][rows], np.float32(prior) * index.popularity_prior[rows]
                   if with_prior else None)  # fmt: skip
-    live = ranks(live_cos, overlay.penalty, np.zeros_like(live_cos) if with_prior else None)
+    live = ranks(live_cos, live_penalty(index, overlay, slot), np.zeros_like(live_cos) if with_prior else None)
     rank = np.concatenate([built, live])
     order = np.argsort(-rank, kind="stable")[:k]
     order = order[np.isfinite(rank[order])]
@@ -213,7 +237,13 @@ def quick_similar_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Ov
         return None
     live_cos = row_cosines(overlay.vectors, vectors_of(artifacts.index, np.array([row]))[0])
     merged = _merge(
-        artifacts, rows[keep].astype(np.int64), artifacts.index.neighbour_scores[row][keep], live_cos, overlay, k
+        artifacts,
+        rows[keep].astype(np.int64),
+        artifacts.index.neighbour_scores[row][keep],
+        live_cos,
+        overlay,
+        k,
+        slot=int(artifacts.index.slots[row]),
     )
     return hits_json(merged)
 
@@ -235,7 +265,8 @@ def searched_json(artifacts: Artifacts, artist_id: str, k: int, overlay: Overlay
     vector = artifacts.vector_of(artist_id, overlay)
     if vector is None:
         return None
-    return hits_json(search(artifacts, vector, k, exclude=artist_id, overlay=overlay))
+    slot = artifacts.slot_of(artist_id, overlay)
+    return hits_json(search(artifacts, vector, k, exclude=artist_id, overlay=overlay, slot=slot))
 
 
 def hits_json(hits: list[Hit]) -> bytes:

@@ -66,10 +66,13 @@ def test_every_artist_with_a_modality_is_indexed_with_the_fused_vector(built: Bu
 def test_faiss_results_equal_brute_force(built: Built) -> None:
     loaded = load_index(built.index)
     vectors = vectors_of(loaded, np.arange(len(loaded)))
-    assert loaded.hub_beta > 0 and loaded.index.d == vectors.shape[1] + 1
-    queries = vectors[:50]
-    cosines, ids = loaded.search(queries, 20)
-    brute = queries @ vectors.T - loaded.penalty[None, :]  # (50, N): cosine minus the hub penalty
+    balance = loaded.balance
+    assert loaded.hub_beta > 0 and len(balance.subsets) == 7 and loaded.index.d == vectors.shape[1] + 7
+    queries, slots = vectors[:50], loaded.slots[:50]
+    assert len(set(loaded.slots.tolist())) > 3  # the demo's artists fill several modality subsets
+    cosines, ids = loaded.search(queries, 20, slots)
+    # (50, N): cosine minus the hub penalty plus the balance's offset for the query's and the candidate's subsets
+    brute = queries @ vectors.T - loaded.penalty[None, :] + balance.offsets[slots][:, loaded.slots]
     expected = -np.sort(-brute, axis=1)[:, :20]
     np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), expected, atol=1e-5)  # same ranking
     np.testing.assert_allclose(cosines, np.take_along_axis(queries @ vectors.T, ids, axis=1), atol=1e-5)
@@ -85,8 +88,19 @@ def test_hub_penalty_is_half_beta_times_mean_neighbour_cosine(built: Built) -> N
     np.testing.assert_allclose(loaded.penalty, beta / 2 * top.mean(axis=1), atol=1e-5)
 
 
+def test_without_balance_the_index_ranks_by_cosine_minus_the_hub_penalty(built: Built, tmp_path: Path) -> None:
+    build_index(built.catalog, built.model, tmp_path / "hub", progress=False, balance_strength=0.0)
+    loaded = load_index(tmp_path / "hub")
+    vectors = vectors_of(loaded, np.arange(len(loaded)))
+    assert not loaded.manifest.balance.subsets and loaded.index.d == vectors.shape[1] + 1
+    assert loaded.penalties.shape == (1, len(loaded)) and not loaded.slots.any()
+    cosines, ids = loaded.search(vectors[:30], 10)
+    brute = vectors[:30] @ vectors.T - loaded.penalty[None, :]
+    np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), -np.sort(-brute, axis=1)[:, :10], atol=1e-5)
+
+
 def test_without_hub_penalty_the_index_ranks_by_cosine(built: Built, tmp_path: Path) -> None:
-    build_index(built.catalog, built.model, tmp_path / "plain", progress=False, hub_beta=0.0)
+    build_index(built.catalog, built.model, tmp_path / "plain", progress=False, hub_beta=0.0, balance_strength=0.0)
     loaded = load_index(tmp_path / "plain")
     vectors = vectors_of(loaded, np.arange(len(loaded)))
     assert loaded.index.d == vectors.shape[1] and not loaded.penalty.any()
@@ -143,7 +157,7 @@ def test_precomputed_lists_equal_a_live_search_without_the_artist(built: Built) 
     assert k == min(200, len(loaded) - 1) and loaded.neighbours.shape == (len(loaded), k)
     rows = np.arange(0, len(loaded), 37)
     vectors = vectors_of(loaded, rows)
-    cosines, hits = loaded.search(vectors, k + 1)
+    cosines, hits = loaded.search(vectors, k + 1, loaded.slots[rows])  # each artist's list is for its own subset
     for i, row in enumerate(rows):
         assert row not in loaded.neighbours[row]
         # the same artists up to ties (penalised scores within ~1e-6 may swap between the build's

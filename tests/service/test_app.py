@@ -39,7 +39,9 @@ def test_similar_equals_brute_force_and_excludes_the_artist(client: TestClient, 
     ids = [x["artist_id"] for x in body["results"]]
     assert artist not in ids
     cosine = vectors @ vectors[5]
-    adjusted = cosine - loaded.penalty  # ranking: cosine minus each candidate's hub penalty
+    # ranking: cosine minus each candidate's hub penalty plus the modality balance's offset for the artist's subset
+    adjusted = cosine - loaded.penalties[loaded.slots[5]]
+    assert not np.allclose(loaded.penalties[loaded.slots[5]], loaded.penalty)  # the balance takes part
     adjusted[5] = -np.inf
     rows = [loaded.row_of[i] for i in ids]
     np.testing.assert_allclose(adjusted[rows], np.sort(adjusted)[::-1][:15], atol=1e-5)

@@ -35,9 +35,9 @@ def loaded(built: Built) -> LoadedIndex:
 
 def _full_ranking(loaded: LoadedIndex, row: int, far: bool = False) -> list[str]:
     """Every other indexed artist, most similar first (far: least similar first): cosine minus hub
-    penalty, ties by row."""
+    penalty plus the modality balance's offset for the artist's subset, ties by row."""
     vectors = vectors_of(loaded, np.arange(len(loaded)))
-    rank = vectors @ vectors[row] - loaded.penalty
+    rank = vectors @ vectors[row] - loaded.penalties[loaded.slots[row]]
     order = [int(r) for r in np.argsort(rank if far else -rank, kind="stable") if r != row]
     return [loaded.artist_ids[r] for r in order]
 
