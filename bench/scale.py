@@ -47,25 +47,27 @@ def build(model: Path, work: Path, n_artists: int, exact_limit: int | None = Non
     return scale, catalog, index
 
 
-def _queries(loaded: LoadedIndex, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled artists' vectors (Q, D) and the same in the index's query form (Q, stored dim)."""
+def _queries(loaded: LoadedIndex, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled artists' vectors (Q, D), the same in the index's query form (Q, stored dim), each
+    with its own modality-balance slot, and those slots (Q,)."""
     rows = np.sort(np.random.default_rng(seed).choice(len(loaded), min(QUERIES, len(loaded)), replace=False))
-    unit = vectors_of(loaded, rows)
-    return unit, (as_queries(unit) if loaded.hub_beta > 0 else unit)
+    unit, slots = vectors_of(loaded, rows), loaded.slots[rows]
+    augmented = loaded.manifest.stored_dim > loaded.manifest.embedding_dim
+    return unit, (as_queries(unit, slots, loaded.balance.width) if augmented else unit), slots
 
 
 def search_latency(index_dir: Path) -> dict[str, Any]:
     """Single-query latency (k = 200, one thread, as the service searches) and recall@200 of our index."""
     loaded = load_index(index_dir, verify=False)
-    unit, queries = _queries(loaded)
+    unit, queries, slots = _queries(loaded)
     stored = loaded.index.reconstruct_n(0, loaded.index.ntotal)
     k = min(K, len(loaded))
     _, truth = faiss.knn(queries, stored, k, metric=faiss.METRIC_INNER_PRODUCT)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        ms = query_latencies_ms(lambda q: loaded.search(q[None, :], k)[1][0], unit)
-        _, found = loaded.search(unit, k)
+        ms = query_latencies_ms(lambda q: loaded.search(q[None, :], k, slots[:1])[1][0], unit)
+        _, found = loaded.search(unit, k, slots)
     finally:
         faiss.omp_set_num_threads(threads)
     return {

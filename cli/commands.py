@@ -187,6 +187,7 @@ def cmd_build_index(args: argparse.Namespace) -> None:
         neighbours_k=args.neighbours,
         exact_limit=args.exact_limit,
         overwrite=args.overwrite,
+        balance_strength=args.modality_balance,
     )
 
 

@@ -39,6 +39,7 @@ from cli.commands import (
     cmd_tracks_train,
     cmd_train,
 )
+from core.balance import DEFAULT_BALANCE_STRENGTH
 from core.errors import CmarError
 from core.logs import TEXT_FORMAT, use_safe_text_logs
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT
@@ -99,6 +100,17 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
     return value
 
 
@@ -263,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_NEIGHBOURS_K,
         help=f"similar artists precomputed per artist (up to {PRECOMPUTE_LIMIT} artists; 0 = none; "
         f"default {DEFAULT_NEIGHBOURS_K})",
+    )
+    p.add_argument(
+        "--modality-balance",
+        type=_share,
+        default=DEFAULT_BALANCE_STRENGTH,
+        help="share of the fitted modality-balance offsets applied, so that which signals an artist has does not "
+        f"decide how often it is found (0 = off; default {DEFAULT_BALANCE_STRENGTH})",
     )
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=cmd_build_index)

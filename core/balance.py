@@ -27,6 +27,8 @@ from core.manifest import ModalityBalance
 from core.modalities import MODALITY_NAMES
 from core.vectors import FloatArray
 
+DEFAULT_BALANCE_STRENGTH = 0.5  # share of the fitted offsets an index applies (chosen on OLGA; README, Results)
+
 
 def modality_mask(names: list[str] | tuple[str, ...]) -> int:
     """The bits of modalities (bit m = `MODALITY_NAMES[m]`); unknown names set no bit."""

@@ -77,17 +77,21 @@ def as_candidates(vectors: npt.ArrayLike, penalty: npt.ArrayLike) -> FloatArray:
     """Stored form of unit vectors (N, D) with what each query slot subtracts from their cosines.
 
     `penalty` (N,) (the hub penalty) or (S, N) (per query slot, `core.balance.Balance.penalties`):
-    returns (N, D + S) = [v, -penalty[0], ..., -penalty[S - 1]].
+    returns (N, D + S) = [v, -penalty[0] / sqrt(S), ..., -penalty[S - 1] / sqrt(S)]. The scale
+    keeps what the S coordinates add to the inner product of two stored vectors (which an HNSW
+    graph is built by) as small as one coordinate's; queries carry sqrt(S) (`as_queries`).
     """
     v = np.asarray(vectors, dtype=np.float32)
     p = np.asarray(penalty, dtype=np.float32).reshape(-1, len(v))
-    return np.concatenate([v, -p.T], axis=1)
+    return np.concatenate([v, -p.T / np.float32(np.sqrt(len(p)))], axis=1)
 
 
 def as_queries(vectors: npt.ArrayLike, slots: npt.ArrayLike | None = None, width: int = 1) -> FloatArray:
-    """Query form of unit vectors (B, D): (B, D + width) = [q, one-hot of the query's slot] (slot 0 by
-    default), so the inner product with a stored candidate is cos(q, c) minus the slot's penalty of c."""
+    """Query form of unit vectors (B, D): (B, D + width) = [q, sqrt(width) times the one-hot of the query's
+    slot] (slot 0 by default), so the inner product with a stored candidate (`as_candidates`) is
+    cos(q, c) minus the slot's penalty of c."""
     q = np.asarray(vectors, dtype=np.float32)
     hot = np.zeros((q.shape[0], width), dtype=np.float32)
-    hot[np.arange(q.shape[0]), np.zeros(q.shape[0], dtype=np.int64) if slots is None else np.asarray(slots)] = 1
+    rows = np.arange(q.shape[0])
+    hot[rows, np.zeros(q.shape[0], dtype=np.int64) if slots is None else np.asarray(slots)] = np.sqrt(width)
     return np.concatenate([q, hot], axis=1)

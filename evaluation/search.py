@@ -86,7 +86,11 @@ def search_featurizers(data_dir: Path, base: FeaturizeConfig) -> dict[str, Any]:
 
 
 def score_method(data: OlgaData, method: Method, hub: tuple[int, float]) -> dict[str, Any]:
-    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of a contrastive method (as the product ranks)."""
+    """Raw and FMC nDCG@200, Gini@200 and modality-group entropy of a contrastive method.
+
+    Ranked with the hub penalty but without the modality balance (`core.balance`): the search
+    compares fusions and training settings, and the balance is fitted over whichever is chosen.
+    """
     catalog = data.catalog
     truth = EdgeTruth(data.edges, catalog.n_artists)
     organic = {n: t.present for n, t in catalog.modalities.items()}

@@ -20,14 +20,13 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from core.balance import all_subsets
+from core.balance import DEFAULT_BALANCE_STRENGTH, all_subsets
 from core.manifest import ModalityBalance
 from core.vectors import FloatArray, l2_normalize
 from index_build.hubs import penalties
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BALANCE_STRENGTH = 0.5  # share of the fitted offsets applied (chosen on OLGA; README, Results)
 BALANCE_K = 5  # the list length the shares are evened out at (the paper's experiment's)
 BALANCE_SPLITS = 8  # random assignments of the full-coverage artists to subsets, averaged
 BALANCE_MAX_ARTISTS = 2_000  # full-coverage artists simulated (a random sample above)

@@ -25,7 +25,7 @@ from core.artifacts import (
     NEIGHBOURS_FILE,
     TAG_COUNTS_FILE,
 )
-from core.balance import Balance, modality_mask
+from core.balance import DEFAULT_BALANCE_STRENGTH, Balance, modality_mask
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
@@ -34,7 +34,7 @@ from core.outputs import claim_output
 from core.search import DEFAULT_NEIGHBOURS_K, EXACT_LIMIT, PRECOMPUTE_LIMIT, RESCORE_MARGIN
 from core.vectors import FloatArray, as_candidates, as_queries, row_cosines
 from index_build import structure
-from index_build.balance import DEFAULT_BALANCE_STRENGTH, fit_balance
+from index_build.balance import fit_balance
 from index_build.hubs import (
     DEFAULT_HUB_BETA,
     DEFAULT_HUB_K,

@@ -94,7 +94,7 @@ def test_without_balance_the_index_ranks_by_cosine_minus_the_hub_penalty(built: 
     vectors = vectors_of(loaded, np.arange(len(loaded)))
     assert not loaded.manifest.balance.subsets and loaded.index.d == vectors.shape[1] + 1
     assert loaded.penalties.shape == (1, len(loaded)) and not loaded.slots.any()
-    cosines, ids = loaded.search(vectors[:30], 10)
+    _, ids = loaded.search(vectors[:30], 10)
     brute = vectors[:30] @ vectors.T - loaded.penalty[None, :]
     np.testing.assert_allclose(np.take_along_axis(brute, ids, axis=1), -np.sort(-brute, axis=1)[:, :10], atol=1e-5)
 
