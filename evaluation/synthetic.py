@@ -12,9 +12,10 @@ import numpy as np
 from catalog.io import read_catalog
 from catalog.synthetic import SyntheticSpec, read_styles, write_synthetic
 from catalog.tables import Catalog, VectorTable
+from core.balance import Balance, modality_mask
 from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.report import fmt_ci, write_report
-from evaluation.retrieval import GroupTruth, Hub, evaluate_method, top_k
+from evaluation.retrieval import Balanced, GroupTruth, Hub, evaluate_method, top_k
 from model_export.config import TrainConfig
 from pipeline.workdir import Workdir, build_artifacts
 
@@ -38,8 +39,12 @@ def evaluate(
     encoded: dict[str, np.ndarray] | None = None,
     k: int = K,
     hub: Hub | None = None,
+    balance: Balance | None = None,
 ) -> dict[str, Any]:
     """Raw and full-coverage settings for the fused index and each raw modality, plus cross-modal retrieval.
+
+    `hub` and `balance` rank the contrastive methods as the product's index does (the modality
+    balance with each artist's slot from the modalities the method feeds it).
 
     `single:m` is modality m's own input embedding; `contrastive[m]` is m alone through the
     trained encoder (from `encoded`). Both can only query and retrieve artists that have m;
@@ -53,25 +58,41 @@ def evaluate(
     universe = np.flatnonzero(np.any(list(present.values()), axis=0))
     full = np.flatnonzero(np.all(list(present.values()), axis=0))
     raw = raw_vectors(catalog)
+    bits = sum(present[n].astype(np.int64) * modality_mask([n]) for n in present)
+    organic = None if balance is None else (balance, balance.slots(np.asarray(bits)))
     settings: dict[str, Any] = {}
     for setting, pool in (("raw", universe), ("fmc", full)):
         queries = pool[truth.n_relevant(pool, pool) > 0]
         methods: dict[str, Any] = {}
-        methods["contrastive"], fused_per_query = evaluate_method(truth, queries, fused, everyone, pool, k, hub)
-        singles: list[tuple[str, str, np.ndarray, Hub | None]] = [(f"single:{n}", n, v, None) for n, v in raw.items()]
-        singles += [(f"contrastive[{n}]", n, v, hub) for n, v in (encoded or {}).items()]
-        for method, name, vectors, method_hub in singles:
-            result, per_query = evaluate_method(truth, queries, vectors, present[name], pool, k, method_hub)
+        methods["contrastive"], fused_per_query = evaluate_method(
+            truth, queries, fused, everyone, pool, k, hub, organic
+        )
+        singles: list[tuple[str, str, np.ndarray, bool]] = [(f"single:{n}", n, v, False) for n, v in raw.items()]
+        singles += [(f"contrastive[{n}]", n, v, True) for n, v in (encoded or {}).items()]
+        for method, name, vectors, product in singles:
+            alone = (
+                None
+                if balance is None or not product
+                else (balance, np.full(catalog.n_artists, balance.slot(modality_mask([name]))))
+            )
+            result, per_query = evaluate_method(
+                truth, queries, vectors, present[name], pool, k, hub if product else None, alone
+            )
             has = present[name][queries]
             result["ndcg_answerable"] = float(per_query[has].mean()) if has.any() else 0.0
             result["contrastive_ndcg_answerable"] = float(fused_per_query[has].mean()) if has.any() else 0.0
             methods[method] = result
         settings[setting] = {"methods": methods, "n_universe": int(pool.size)}
-    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, k, hub)}
+    return {"settings": settings, "cross_modal": cross_modal(truth, present, fused, k, hub, organic)}
 
 
 def cross_modal(
-    truth: GroupTruth, present: dict[str, np.ndarray], fused: np.ndarray, k: int, hub: Hub | None = None
+    truth: GroupTruth,
+    present: dict[str, np.ndarray],
+    fused: np.ndarray,
+    k: int,
+    hub: Hub | None = None,
+    balance: Balanced | None = None,
 ) -> dict[str, Any]:
     """Artists known by one modality only querying the artists known by another one only."""
     out: dict[str, Any] = {}
@@ -82,8 +103,8 @@ def cross_modal(
         if only[a].size == 0 or only[b].size < 2:
             continue
         queries = only[a][truth.n_relevant(only[a], only[b]) > 0]
-        result, _ = evaluate_method(truth, queries, fused, everyone, only[b], k, hub)
-        top10 = top_k(fused[queries], fused[only[b]], only[b], queries, 10, hub)
+        result, _ = evaluate_method(truth, queries, fused, everyone, only[b], k, hub, balance)
+        top10 = top_k(fused[queries], fused[only[b]], only[b], queries, 10, hub, balance)
         result["precision_at_10"] = float(truth.relevant(queries, top10).mean())
         result["chance_precision"] = float(np.mean(truth.n_relevant(queries, only[b]) / only[b].size))
         del result["gini"]
@@ -130,8 +151,11 @@ def run(out_dir: Path, spec: SyntheticSpec, config: TrainConfig, progress: bool 
     catalog = read_catalog(work.catalog)
     fused, _ = index_vectors(work.index, catalog.artist_ids)
     hub = (manifest.hub.k, manifest.hub.beta)  # rank as the product's index does
-    metrics = evaluate(catalog, read_styles(work.catalog), fused, modality_encodings(catalog, work.model), hub=hub)
+    balance = Balance.of(manifest.balance)
+    encoded = modality_encodings(catalog, work.model)
+    metrics = evaluate(catalog, read_styles(work.catalog), fused, encoded, hub=hub, balance=balance)
     metrics["hub_penalty"] = manifest.hub.model_dump()
+    metrics["modality_balance"] = manifest.balance.model_dump()
     metrics["spec"] = spec.__dict__
     metrics["training"] = config.to_dict()
     metrics["model_version"] = manifest.model.model_version

@@ -129,29 +129,37 @@ class LoadedIndex:
     @functools.cached_property
     def modality_bits(self) -> np.ndarray:
         """(N,) int64: bit m set when the artist is indexed with modality m of `core.modalities.MODALITY_NAMES`."""
-        return np.array([modality_mask(m) for m in self.modalities], dtype=np.int64)
+        return _bits(self.modalities)
 
     @property
     def hub_beta(self) -> float:
         """Weight of the hub penalty (0 = ranking by cosine)."""
         return self.manifest.hub.beta
 
-    def search(self, queries: np.ndarray, k: int, slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, slots: np.ndarray | None = None, by_cosine: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top k of unit query vectors (B, D): cosines (B, k) and index rows (B, k), -1 where none.
 
         Ranked by cosine minus the candidate's hub penalty plus the modality balance's offset for
         each query's balance slot (`slots`, (B,); `slot_of`; default the slot of every modality the
-        balance knows); the scores returned are the cosines.
+        balance knows); the scores returned are the cosines. `by_cosine`: ranked by cosine alone
+        (the build's neighbours, which hub penalties and self-checks are defined by).
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         slots = np.full(len(q), self.balance.slot(0), dtype=np.int64) if slots is None else np.asarray(slots)
-        if self.manifest.stored_dim > self.manifest.embedding_dim:
+        extra = self.manifest.stored_dim - self.manifest.embedding_dim
+        if by_cosine and extra:
+            q = np.concatenate([q, np.zeros((len(q), extra), dtype=np.float32)], axis=1)
+        elif extra:
             q = as_queries(q, slots, self.balance.width)
         k = min(k, len(self))
         if self.columns is not None and len(q) <= SMALL_BATCH and k > 0:
             scores, rows = _top_k(q @ self.columns, k)
         else:
             scores, rows = self.index.search(q, k)
+        if by_cosine:
+            return scores, rows
         subtracted = self.penalties[slots[:, None], np.maximum(rows, 0)]
         return scores + np.where(rows >= 0, subtracted, 0), rows
 
@@ -187,6 +195,12 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         best = reach[np.argsort(-scores[b, reach], kind="stable")[:k]]
         columns[b], values[b] = best, scores[b, best]
     return values, columns
+
+
+def _bits(modalities: list[list[str]]) -> np.ndarray:
+    """(N,) int64 modality bits of N artists' modality lists, one bit per distinct list computed once."""
+    known: dict[tuple[str, ...], int] = {}
+    return np.array([known.setdefault(tuple(m), modality_mask(m)) for m in modalities], dtype=np.int64)
 
 
 def _file(files: dict[str, bytes], folder: Path, name: str) -> bytes:

@@ -104,7 +104,7 @@ class Artifacts:
             vector = vectors_of(self.index, np.array([row]))[0]
             if not np.isfinite(vector).all():
                 raise CmarError(f"self-query: artist {self.index.artist_ids[row]!r} has a non-finite vector")
-            _, rows = self.index.search(vector[None, :], depth, self.index.slots[[row]])
+            _, rows = self.index.search(vector[None, :], depth, by_cosine=True)  # as the build's self-check
             cosines = vectors_of(self.index, rows[0][rows[0] >= 0]) @ vector
             if row not in rows[0] and not (cosines >= 1 - 1e-5).any():
                 raise CmarError(

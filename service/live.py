@@ -234,11 +234,11 @@ def delete(artifacts: Artifacts, artist_id: str) -> bool:
 
 def _penalties(artifacts: Artifacts, vectors: FloatArray) -> FloatArray:
     """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`)
-    from their cosines to their nearest built-index artists; vectors (B, D)."""
+    from their cosines to their nearest built-index artists by cosine; vectors (B, D)."""
     hub_k = min(artifacts.index.manifest.hub.k, len(artifacts.index))
     if artifacts.index.hub_beta == 0 or hub_k == 0 or len(vectors) == 0:
         return np.zeros(len(vectors), dtype=np.float32)
-    cosines, rows = artifacts.index.search(np.asarray(vectors, dtype=np.float32), hub_k)
+    cosines, rows = artifacts.index.search(np.asarray(vectors, dtype=np.float32), hub_k, by_cosine=True)
     beta = artifacts.index.hub_beta
     if (rows >= 0).all():
         return hub_penalty(cosines, beta)

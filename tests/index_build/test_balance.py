@@ -1,5 +1,7 @@
 """The modality balance: offsets that even out the modality subsets a query retrieves, used by every path."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,11 @@ from catalog.io import read_catalog
 from core.balance import Balance, all_subsets, modality_mask
 from core.vectors import as_candidates, as_queries, l2_normalize
 from index_build.balance import MIN_PER_SUBSET, fit_balance
+from index_build.build import build_index
+from inference.index import vectors_of
 from service.artifacts import Artifacts
 from service.batching import answer_batch
+from service.live import put
 from service.queries import query_inputs
 from service.schemas import SimilarQuery
 from service.settings import Settings
@@ -121,3 +126,21 @@ def test_a_cold_start_query_ranks_with_the_offsets_of_its_own_modalities(built: 
         assert np.all(np.diff(ranked) <= 1e-6)
         differ += int(not np.all(np.diff(q - neutral[rows]) <= 1e-6))
     assert differ > 0  # the neutral slot would rank some of these lists otherwise
+
+
+def test_self_query_and_written_artists_hub_penalties_go_by_cosine(built: Built, tmp_path: Path) -> None:
+    # at full strength an offset can put another artist above an artist's own vector in its balanced
+    # ranking; the self-query (start-up, swap) and a written artist's hub penalty are defined by cosine
+    build_index(built.catalog, built.model, tmp_path / "index", progress=False, balance_strength=1.0)
+    artifacts = Artifacts.load(Settings(model_dir=built.model, index_dir=tmp_path / "index"))
+    index = artifacts.index
+    vectors = vectors_of(index, np.arange(len(index)))
+    balanced = vectors @ vectors.T - index.penalties[index.slots][:, np.arange(len(index))]
+    assert (balanced.argmax(axis=1) != np.arange(len(index))).any()  # some artist is not its own balanced first
+    artifacts.self_query(count=len(index))  # every artist: no CmarError
+    rows = np.arange(0, len(index), 50)
+    for r in rows:
+        put(artifacts, f"copy{r}", "Copy", index.modalities[r], vectors[r])
+    k, beta = index.manifest.hub.k, index.hub_beta
+    cosines = -np.sort(-(vectors[rows] @ vectors.T), axis=1)[:, :k]  # the copies' nearest built artists by cosine
+    np.testing.assert_allclose(artifacts.overlay.penalty, beta / 2 * cosines.mean(axis=1), atol=1e-5)
