@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 BALANCE_K = 5  # the list length the shares are evened out at (the paper's experiment's)
 BALANCE_SPLITS = 8  # random assignments of the full-coverage artists to subsets, averaged
-BALANCE_MAX_ARTISTS = 2_000  # full-coverage artists simulated (a random sample above)
+BALANCE_MAX_ARTISTS = 1_000  # full-coverage artists simulated (a random sample above)
 MIN_PER_SUBSET = 10  # fewer full-coverage artists per subset than this: no balance
 ITERATIONS = 60
 STEP = 0.1  # step of the fit, in units of the pool's typical gap between ranks 1 and 2k
@@ -95,7 +95,7 @@ def fit_balance(
 
 def _scores(vectors: FloatArray, hub_k: int, hub_beta: float) -> np.ndarray:
     """(n, n) cosine minus hub penalty among the simulated artists, -inf on the diagonal."""
-    scores = (vectors @ vectors.T - penalties(vectors, hub_k, hub_beta)[None, :]).astype(np.float64)
+    scores = (vectors @ vectors.T - penalties(vectors, hub_k, hub_beta)[None, :]).astype(np.float32)
     np.fill_diagonal(scores, -np.inf)
     return scores
 
@@ -109,7 +109,7 @@ def _fit_split(scores: np.ndarray, group: np.ndarray, n_subsets: int, k: int) ->
     offsets = np.zeros((n_subsets, n_subsets))
     share = np.zeros((n_subsets, n_subsets))
     for _ in range(ITERATIONS):
-        top = np.argpartition(-(scores + offsets[group][:, group]), k - 1, axis=1)[:, :k]
+        top = np.argpartition(-(scores + offsets.astype(np.float32)[group][:, group]), k - 1, axis=1)[:, :k]
         for s in range(n_subsets):
             found = group[top[group == s]].ravel()
             share[s] = np.bincount(found, minlength=n_subsets) / max(found.size, 1)

@@ -351,6 +351,15 @@ def build_index(
     )
     balance = Balance.of(record)
     balance_s = time.perf_counter() - t0
+    if record.subsets:
+        log.info(
+            "modality balance: %d subsets fitted on %d full-coverage artists, strength %g, offsets %.4f to %.4f",
+            len(record.subsets),
+            record.artists,
+            record.strength,
+            float(balance.offsets.min()),
+            float(balance.offsets.max()),
+        )
     bits = sum(present[m, rows].astype(np.int64) * modality_mask([name]) for m, name in enumerate(names))
     slots = balance.slots(np.asarray(bits))
     t0 = time.perf_counter()
