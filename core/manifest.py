@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 from datetime import UTC, datetime
@@ -66,6 +67,8 @@ class ModalityBalance(_Record):
     def _square(self) -> ModalityBalance:
         if len(self.offsets) != len(self.subsets) or any(len(row) != len(self.subsets) for row in self.offsets):
             raise ValueError("balance offsets must be an S x S matrix for its S subsets")
+        if not all(math.isfinite(v) and abs(v) <= 1 for row in self.offsets for v in row):
+            raise ValueError("balance offsets must be finite numbers from -1 to 1 (cosine units)")
         return self
 
 

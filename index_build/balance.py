@@ -63,8 +63,11 @@ def fit_balance(
     n_subsets = len(subsets)
     if strength <= 0 or n_subsets < 2 or len(full) < MIN_PER_SUBSET * n_subsets:
         if strength > 0 and n_subsets >= 2:
-            log.info(
-                "modality balance off: %d artists have every modality, %d needed", len(full), MIN_PER_SUBSET * n_subsets
+            log.warning(
+                "no modality balance: %d artists have every modality (%s), %d needed",
+                len(full),
+                ", ".join(names),
+                MIN_PER_SUBSET * n_subsets,
             )
         return ModalityBalance()
     rng = np.random.default_rng(seed)

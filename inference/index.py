@@ -25,7 +25,7 @@ from core.artifacts import (
 from core.balance import Balance, modality_mask
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
-from core.vectors import as_queries
+from core.vectors import as_candidates, as_queries
 
 
 @dataclass
@@ -250,7 +250,7 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
     ids = table.column("artist_id").to_pylist()
     if len(ids) != index.ntotal:
         raise CmarError(f"{folder / INDEX_ARTISTS_FILE}: {len(ids)} artists for {index.ntotal} index vectors")
-    return LoadedIndex(
+    loaded = LoadedIndex(
         manifest=manifest,
         index=index,
         artist_ids=ids,
@@ -271,6 +271,28 @@ def load_index(folder: Path, model: ModelManifest | None = None, verify: bool = 
             table.column("popularity").to_numpy().astype(np.float32) if "popularity" in table.column_names else None
         ),
     )
+    _check_stored(loaded, folder)
+    return loaded
+
+
+STORED_CHECKS = 256  # artists whose stored extra coordinates are checked at load
+
+
+def _check_stored(loaded: LoadedIndex, folder: Path) -> None:
+    """Refuse an index whose stored extra coordinates disagree with its artists' hub penalties and its
+    manifest's modality balance (the manifest is not hashed: an edited balance would rank the service's
+    rescored answers differently from the index's own). A spread sample of artists is checked."""
+    dim, n = loaded.manifest.embedding_dim, len(loaded)
+    if loaded.manifest.stored_dim == dim or n == 0:
+        return
+    rows = np.unique(np.linspace(0, n - 1, num=min(STORED_CHECKS, n)).astype(np.int64))
+    stored = np.asarray(loaded.index.reconstruct_batch(rows), dtype=np.float32)
+    expected = as_candidates(stored[:, :dim], loaded.penalties[:, rows])[:, dim:]
+    if not np.allclose(stored[:, dim:], expected, atol=1e-5):
+        raise CmarError(
+            f"{folder}: the stored vectors do not match the artists' hub penalties and the manifest's modality "
+            "balance (was manifest.json edited?); rebuild the index (cmar build-index)"
+        )
 
 
 def _tag_counts(files: dict[str, bytes], folder: Path) -> dict[str, dict[str, int]] | None:

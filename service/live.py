@@ -212,9 +212,10 @@ def put_many(artifacts: Artifacts, writes: list[Written]) -> None:
     new = list(latest.values())
     vectors = np.asarray([w[3] for w in new], dtype=np.float32).reshape(len(new), -1)
     added = [(w[0], w[1], w[2]) for w in new]
-    artifacts.overlay = artifacts.overlay.changed(
-        set(), _rows(artifacts, set(latest)), added, vectors, _penalties(artifacts, vectors), [w[4] for w in new]
-    )
+    hide = _rows(artifacts, set(latest))
+    own = np.array([artifacts.index.row_of.get(w[0], -1) for w in new], dtype=np.int64)
+    penalties = _penalties(artifacts, vectors, own)
+    artifacts.overlay = artifacts.overlay.changed(set(), hide, added, vectors, penalties, [w[4] for w in new])
 
 
 def delete_many(artifacts: Artifacts, artist_ids: list[str]) -> None:
@@ -232,20 +233,27 @@ def delete(artifacts: Artifacts, artist_id: str) -> bool:
     return True
 
 
-def _penalties(artifacts: Artifacts, vectors: FloatArray) -> FloatArray:
-    """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`)
-    from their cosines to their nearest built-index artists by cosine; vectors (B, D)."""
-    hub_k = min(artifacts.index.manifest.hub.k, len(artifacts.index))
-    if artifacts.index.hub_beta == 0 or hub_k == 0 or len(vectors) == 0:
+def _penalties(artifacts: Artifacts, vectors: FloatArray, own: np.ndarray) -> FloatArray:
+    """Written artists' hub penalties (B,), as the build computes them (`core.vectors.hub_penalty`):
+    from their cosines to their hub_k nearest built-index artists; vectors (B, D).
+
+    `own` (B,): the built-index row each written artist replaces (-1 for a new artist), which is
+    left out as the build leaves an artist out of its own neighbours, so an artist written again
+    with its catalogue inputs keeps the build's penalty. The other built rows all count, whether
+    or not later writes hide them, and written artists do not: a write's penalty does not depend
+    on the writes before it, so the start-up replay gives every written artist the same penalty.
+    """
+    index = artifacts.index
+    hub_k = min(index.manifest.hub.k, len(index) - 1)
+    if index.hub_beta == 0 or hub_k <= 0 or len(vectors) == 0:
         return np.zeros(len(vectors), dtype=np.float32)
-    cosines, rows = artifacts.index.search(np.asarray(vectors, dtype=np.float32), hub_k, by_cosine=True)
-    beta = artifacts.index.hub_beta
-    if (rows >= 0).all():
-        return hub_penalty(cosines, beta)
+    cosines, rows = index.search(np.asarray(vectors, dtype=np.float32), hub_k + 1, by_cosine=True)
+    keep = (rows >= 0) & (rows != np.asarray(own, dtype=np.int64)[:, None])
+    keep &= np.cumsum(keep, axis=1) <= hub_k  # the hub_k nearest others
+    beta = index.hub_beta
+    if (keep.sum(axis=1) == hub_k).all():
+        return hub_penalty(cosines[keep].reshape(len(vectors), hub_k), beta)
     return np.array(  # a graph index may return fewer than hub_k neighbours
-        [
-            hub_penalty(c[r >= 0][None, :], beta)[0] if (r >= 0).any() else 0.0
-            for c, r in zip(cosines, rows, strict=True)
-        ],
+        [hub_penalty(c[m][None, :], beta)[0] if m.any() else 0.0 for c, m in zip(cosines, keep, strict=True)],
         dtype=np.float32,
     )

@@ -144,3 +144,32 @@ def test_self_query_and_written_artists_hub_penalties_go_by_cosine(built: Built,
     k, beta = index.manifest.hub.k, index.hub_beta
     cosines = -np.sort(-(vectors[rows] @ vectors.T), axis=1)[:, :k]  # the copies' nearest built artists by cosine
     np.testing.assert_allclose(artifacts.overlay.penalty, beta / 2 * cosines.mean(axis=1), atol=1e-5)
+
+
+def test_rewriting_an_artist_with_its_own_inputs_keeps_its_hub_penalty(built: Built) -> None:
+    # its own replaced row is no longer served: it must not count among its nearest artists
+    artifacts = Artifacts.load(Settings(model_dir=built.model, index_dir=built.index))
+    index = artifacts.index
+    rows = np.arange(3, len(index), 97)
+    vectors = vectors_of(index, rows)
+    for r, v in zip(rows, vectors, strict=True):
+        put(artifacts, index.artist_ids[r], index.names[r], index.modalities[r], v)
+    np.testing.assert_allclose(artifacts.overlay.penalty, index.penalty[rows], atol=1e-5)
+
+
+def test_an_edited_balance_in_the_manifest_is_refused(built: Built, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from core.errors import CmarError
+    from inference.index import load_index
+
+    for value, message in ((0.5, "stored vectors do not match"), (float("nan"), "finite numbers")):
+        folder = tmp_path / f"edited{value}"
+        shutil.copytree(built.index, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["balance"]["offsets"][0][0] = value
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(CmarError, match=message):
+            load_index(folder)
+    load_index(built.index)  # the unedited index loads
