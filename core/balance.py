@@ -16,6 +16,7 @@ of its subset, so an inner product gives cos(q, c) - penalty(c) + B[s(q), s(c)] 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -30,9 +31,23 @@ from core.vectors import FloatArray
 DEFAULT_BALANCE_STRENGTH = 0.5  # share of the fitted offsets an index applies (chosen on OLGA; README, Results)
 
 
-def modality_mask(names: list[str] | tuple[str, ...]) -> int:
+def modality_mask(names: Sequence[str]) -> int:
     """The bits of modalities (bit m = `MODALITY_NAMES[m]`); unknown names set no bit."""
     return sum(1 << MODALITY_NAMES.index(n) for n in set(names) if n in MODALITY_NAMES)
+
+
+def modality_bits(modalities: Sequence[Sequence[str]]) -> np.ndarray:
+    """(N,) int64 `modality_mask` of N artists' modality lists, each distinct list computed once."""
+    known: dict[tuple[str, ...], int] = {}
+    return np.array([known.setdefault(tuple(m), modality_mask(m)) for m in modalities], dtype=np.int64)
+
+
+def presence_bits(present: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(N,) int64 modality bits of N artists from each modality's (N,) presence mask."""
+    bits = np.zeros(len(next(iter(present.values()))), dtype=np.int64)
+    for name, has in present.items():
+        bits |= np.asarray(has, dtype=bool).astype(np.int64) * modality_mask([name])
+    return bits
 
 
 def all_subsets(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -71,6 +86,11 @@ class Balance:
         return cls(tuple(record.subsets), np.asarray(record.offsets, dtype=np.float32))
 
     @property
+    def neutral(self) -> int:
+        """The slot of a query whose modalities are not given: that of every modality the balance knows."""
+        return self.slot(0)
+
+    @property
     def width(self) -> int:
         """S: the number of slots (query coordinates appended to a vector; 1 without balance)."""
         return max(len(self.subsets), 1)
@@ -89,7 +109,10 @@ class Balance:
         table = np.array([self.slot(b) for b in range(1 << len(MODALITY_NAMES))], dtype=np.int64)
         return table[np.asarray(bits, dtype=np.int64).reshape(-1) & ((1 << len(MODALITY_NAMES)) - 1)]
 
-    def penalties(self, penalty: npt.ArrayLike, slots: np.ndarray) -> FloatArray:
-        """(S, N): row s is what a query of slot s subtracts from candidates' cosines, penalty - B[s, slot]."""
+    def penalties(self, penalty: npt.ArrayLike, slots: np.ndarray, slot: int | None = None) -> FloatArray:
+        """(S, N): row s is what a query of slot s subtracts from the cosines of candidates with hub
+        `penalty` (N,) in `slots` (N,), penalty - B[s, slot]; only row `slot` (N,) when it is given."""
         p = np.asarray(penalty, dtype=np.float32).reshape(1, -1)
-        return (p - self.offsets[:, np.asarray(slots, dtype=np.int64)]).astype(np.float32)
+        offsets = self.offsets if slot is None else self.offsets[slot : slot + 1]
+        out = (p - offsets[:, np.asarray(slots, dtype=np.int64)]).astype(np.float32)
+        return out if slot is None else out[0]

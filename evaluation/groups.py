@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from core.balance import Balance, modality_mask
+from core.balance import Balance, presence_bits
 from evaluation.retrieval import Hub, top_k
 
 # A method: given the modality subset each artist keeps, (vectors (N, D), which rows it can represent).
@@ -56,7 +56,7 @@ def _one_split(
         for name in subset:
             keeps[name][rows] = True
     members = np.concatenate(groups)
-    bits = sum(keeps[name].astype(np.int64) * modality_mask([name]) for name in names)
+    bits = presence_bits(keeps)
     out = {}
     for method_name, method in methods.items():
         vectors, can = method(keeps)
@@ -67,7 +67,7 @@ def _one_split(
             if queries.size == 0 or pool.size < 2:
                 continue
             rule = balances.get(method_name)
-            balance = None if rule is None else (rule, rule.slots(np.asarray(bits)))
+            balance = None if rule is None else (rule, rule.slots(bits))
             retrieved = top_k(vectors[queries], vectors[pool], pool, queries, k, hubs.get(method_name), balance)
             found = group_of[retrieved[retrieved >= 0]]
             matrix[g] = np.bincount(found, minlength=len(groups)) / max(found.size, 1)

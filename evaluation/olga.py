@@ -15,7 +15,7 @@ from catalog.featurize import FeaturizeConfig
 from catalog.io import write_catalog
 from catalog.olga import read_olga
 from catalog.tables import VectorTable
-from core.balance import Balance, modality_mask
+from core.balance import Balance, modality_mask, presence_bits
 from core.fusion import Fusion
 from evaluation import alignment, coherence
 from evaluation.baselines import concatenated, fit_projection
@@ -133,14 +133,14 @@ def run(
     balances = {n: product_balance for n in hubs if n.startswith("contrastive") and "(no modality" not in n}
     if compare_full_coverage:
         balances["contrastive_full_coverage"] = Balance.of(fc_manifest.balance)
-    organic_bits = sum(organic[n].astype(np.int64) * modality_mask([n]) for n in names)
+    organic_bits = presence_bits(organic)
 
     def balanced(name: str) -> tuple[Balance, np.ndarray] | None:
         rule = balances.get(name)
         if rule is None:
             return None
         fed = name[len("contrastive[") : -1].split("+") if name.startswith("contrastive[") else names
-        return rule, rule.slots(np.asarray(organic_bits) & modality_mask(fed))
+        return rule, rule.slots(organic_bits & modality_mask(fed))
 
     truth = EdgeTruth(data.edges, catalog.n_artists)
     settings: dict[str, Any] = {}

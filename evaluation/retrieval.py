@@ -86,15 +86,14 @@ def top_k(
     """
     cands = l2_normalize(candidate_vectors)
     qs = l2_normalize(query_vectors)
-    with_hub = hub is not None and hub[1] > 0
-    if with_hub or (balance is not None and balance[0].subsets):
-        penalty = penalties(cands, int(hub[0]), float(hub[1])) if hub is not None and with_hub else np.zeros(len(cands))
-        if balance is None:
+    rule = Balance() if balance is None else balance[0]
+    if (hub is not None and hub[1] > 0) or rule.subsets:
+        penalty = penalties(cands, int(hub[0]), float(hub[1])) if hub is not None else np.zeros(len(cands))
+        if balance is None:  # one slot: [v, -penalty] and [q, 1]
             cands, qs = as_candidates(cands, penalty), as_queries(qs)
         else:
-            rule, slots = balance
-            cands = as_candidates(cands, rule.penalties(penalty, slots[candidates]))
-            qs = as_queries(qs, slots[queries], rule.width)
+            cands = as_candidates(cands, rule.penalties(penalty, balance[1][candidates]))
+            qs = as_queries(qs, balance[1][queries], rule.width)
     index = faiss.IndexFlatIP(cands.shape[1])
     index.add(cands)
     want = min(k + 1, len(candidates))

@@ -12,7 +12,7 @@ import numpy as np
 from catalog.io import read_catalog
 from catalog.synthetic import SyntheticSpec, read_styles, write_synthetic
 from catalog.tables import Catalog, VectorTable
-from core.balance import Balance, modality_mask
+from core.balance import Balance, modality_mask, presence_bits
 from evaluation.encodings import index_vectors, modality_encodings
 from evaluation.report import fmt_ci, write_report
 from evaluation.retrieval import Balanced, GroupTruth, Hub, evaluate_method, top_k
@@ -58,8 +58,7 @@ def evaluate(
     universe = np.flatnonzero(np.any(list(present.values()), axis=0))
     full = np.flatnonzero(np.all(list(present.values()), axis=0))
     raw = raw_vectors(catalog)
-    bits = sum(present[n].astype(np.int64) * modality_mask([n]) for n in present)
-    organic = None if balance is None else (balance, balance.slots(np.asarray(bits)))
+    organic = None if balance is None else (balance, balance.slots(presence_bits(present)))
     settings: dict[str, Any] = {}
     for setting, pool in (("raw", universe), ("fmc", full)):
         queries = pool[truth.n_relevant(pool, pool) > 0]

@@ -25,7 +25,7 @@ from core.artifacts import (
     NEIGHBOURS_FILE,
     TAG_COUNTS_FILE,
 )
-from core.balance import DEFAULT_BALANCE_STRENGTH, Balance, modality_mask
+from core.balance import DEFAULT_BALANCE_STRENGTH, Balance, presence_bits
 from core.errors import CmarError
 from core.files import atomic_folder
 from core.fusion import subset_groups
@@ -172,7 +172,6 @@ class BuiltIndex:
 
     index: faiss.Index
     penalty: FloatArray  # (N,) hub penalty of each artist
-    penalties: FloatArray  # (S, N) what a query of each balance slot subtracts from the cosines
     plan: structure.Structure
     tuning: structure.Tuning
     self_check: dict[str, object]
@@ -254,7 +253,7 @@ def index_vectors(
     if neighbours_k > 0 and n > 1 and n <= PRECOMPUTE_LIMIT:
         lists, lists_scores = _precompute(index, vectors, queries, per_slot, slots, min(neighbours_k, n - 1), progress)
     timings["precompute_s"] = time.perf_counter() - t0
-    return BuiltIndex(index, penalty, per_slot, plan, tuning, check, lists, lists_scores, timings)
+    return BuiltIndex(index, penalty, plan, tuning, check, lists, lists_scores, timings)
 
 
 def _precompute(
@@ -360,8 +359,7 @@ def build_index(
             float(balance.offsets.min()),
             float(balance.offsets.max()),
         )
-    bits = sum(present[m, rows].astype(np.int64) * modality_mask([name]) for m, name in enumerate(names))
-    slots = balance.slots(np.asarray(bits))
+    slots = balance.slots(presence_bits({name: present[m, rows] for m, name in enumerate(names)}))
     t0 = time.perf_counter()
     built = index_vectors(vectors, hub_k, hub_beta, neighbours_k, exact_limit, progress, balance, slots)
     index_s = time.perf_counter() - t0

@@ -22,7 +22,7 @@ from core.artifacts import (
     NEIGHBOURS_FILE,
     TAG_COUNTS_FILE,
 )
-from core.balance import Balance, modality_mask
+from core.balance import Balance, modality_bits, modality_mask
 from core.errors import CmarError
 from core.manifest import IndexManifest, ModelManifest, read_files, read_manifest
 from core.vectors import as_candidates, as_queries
@@ -129,7 +129,7 @@ class LoadedIndex:
     @functools.cached_property
     def modality_bits(self) -> np.ndarray:
         """(N,) int64: bit m set when the artist is indexed with modality m of `core.modalities.MODALITY_NAMES`."""
-        return _bits(self.modalities)
+        return modality_bits(self.modalities)
 
     @property
     def hub_beta(self) -> float:
@@ -147,7 +147,7 @@ class LoadedIndex:
         (the build's neighbours, which hub penalties and self-checks are defined by).
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        slots = np.full(len(q), self.balance.slot(0), dtype=np.int64) if slots is None else np.asarray(slots)
+        slots = np.full(len(q), self.balance.neutral, dtype=np.int64) if slots is None else np.asarray(slots)
         extra = self.manifest.stored_dim - self.manifest.embedding_dim
         if by_cosine and extra:
             q = np.concatenate([q, np.zeros((len(q), extra), dtype=np.float32)], axis=1)
@@ -195,12 +195,6 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         best = reach[np.argsort(-scores[b, reach], kind="stable")[:k]]
         columns[b], values[b] = best, scores[b, best]
     return values, columns
-
-
-def _bits(modalities: list[list[str]]) -> np.ndarray:
-    """(N,) int64 modality bits of N artists' modality lists, one bit per distinct list computed once."""
-    known: dict[tuple[str, ...], int] = {}
-    return np.array([known.setdefault(tuple(m), modality_mask(m)) for m in modalities], dtype=np.int64)
 
 
 def _file(files: dict[str, bytes], folder: Path, name: str) -> bytes:

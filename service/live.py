@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import orjson
 
-from core.balance import modality_mask
+from core.balance import modality_bits
 from core.vectors import FloatArray, hub_penalty
 from service.names import search_key
 
@@ -110,7 +110,7 @@ class Overlay:
                 f"overlay vectors {self.vectors.shape} for {len(self.ids)} artists of dimension {self.dim}"
             )
         object.__setattr__(self, "row_of", {a: i for i, a in enumerate(self.ids)})
-        object.__setattr__(self, "bits", np.array([modality_mask(m) for m in self.modalities], dtype=np.int64))
+        object.__setattr__(self, "bits", modality_bits(self.modalities))
         object.__setattr__(self, "hidden_rows", np.array(sorted(self.hidden), dtype=np.int64))
         object.__setattr__(
             self,

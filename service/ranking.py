@@ -60,7 +60,7 @@ def ranked_page(
     """
     overlay = overlay or artifacts.overlay
     index = artifacts.index
-    slot = index.balance.slot(0) if slot is None else slot
+    slot = index.balance.neutral if slot is None else slot
     penalty = index.penalties[slot]
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     cos = all_cosines(index, q)

@@ -49,9 +49,9 @@ def search(
 def live_penalty(index: LoadedIndex, overlay: Overlay, slot: int) -> FloatArray:
     """(A,) what a query of balance `slot` subtracts from the written artists' cosines: their hub
     penalty less the balance's offset for their modalities (`LoadedIndex.penalties` for built ones)."""
-    if not index.balance.subsets or not overlay.ids:
+    if not index.balance.subsets:
         return overlay.penalty
-    return (overlay.penalty - index.balance.offsets[slot, index.balance.slots(overlay.bits)]).astype(np.float32)
+    return index.balance.penalties(overlay.penalty, index.balance.slots(overlay.bits), slot)
 
 
 # A cold-start query's popularity prior re-ranks its PRIOR_POOL best candidates by cosine minus
@@ -110,7 +110,7 @@ def search_many(
     excludes = excludes or [None] * len(ks)
     priors = priors or [0.0] * len(ks)
     index = artifacts.index
-    slots = slots or [index.balance.slot(0)] * len(ks)
+    slots = slots or [index.balance.neutral] * len(ks)
     extra = len(overlay.hidden) + 1 + RESCORE_MARGIN
     # What each query alone would fetch; it ranks only those, so its answer does not depend on the batch.
     fetch = [(PRIOR_POOL if w > 0 else k) + extra for k, w in zip(ks, priors, strict=True)]
